@@ -1,0 +1,92 @@
+#include "sleet/detail/futex.hpp"
+
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <ctime>
+
+namespace sleet::detail {
+
+bool g_light_fence = false;
+
+namespace {
+
+// atomic: heavy_fence() may clear it from several threads at once.
+std::atomic<bool> g_membarrier_supported{false};
+
+long membarrier(int cmd) noexcept { return ::syscall(SYS_membarrier, cmd, 0u, 0); }
+
+bool register_membarrier() noexcept {
+  return membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+}
+
+void reregister_in_child() noexcept {
+  // The registration belongs to the address space; make sure the child of a
+  // fork() has it before it publishes anything with a light fence.
+  if (g_light_fence && !register_membarrier()) g_light_fence = false;
+}
+
+const bool g_fences_initialised = [] {
+  const long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  const bool supported = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+  // relaxed: written before main() or under the static-init guard.
+  g_membarrier_supported.store(supported, std::memory_order_relaxed);
+  const char* opt_out = std::getenv("SLEET_NO_MEMBARRIER");
+  const bool wanted = opt_out == nullptr || opt_out[0] == '\0' || opt_out[0] == '0';
+  g_light_fence = supported && wanted && register_membarrier();
+  ::pthread_atfork(nullptr, nullptr, &reregister_in_child);
+  return true;
+}();
+
+}  // namespace
+
+bool asymmetric_fences() noexcept { return g_light_fence; }
+
+void heavy_fence() noexcept {
+  // relaxed: a flag only; the syscall itself is the barrier.
+  if (g_membarrier_supported.load(std::memory_order_relaxed) &&
+      membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0) {
+    g_membarrier_supported.store(false, std::memory_order_relaxed);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                Deadline deadline) noexcept {
+  timespec ts{};
+  const timespec* tsp = nullptr;
+  if (deadline != kForever) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        deadline.time_since_epoch())
+                        .count();
+    if (ns <= 0) return false;
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    tsp = &ts;
+  }
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout.
+  const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET,
+                            expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+  return !(rc != 0 && errno == ETIMEDOUT);
+}
+
+void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr,
+            0);
+}
+
+void EventCount::notify_slow() noexcept {
+  // release: a waiter that reads the new epoch (acquire, (2) in block_on)
+  // also sees the publication that preceded this notify.
+  epoch.fetch_add(1, std::memory_order_release);
+  wakes.fetch_add(1, std::memory_order_relaxed);  // stats only
+  futex_wake(&epoch, INT_MAX);
+}
+
+}  // namespace sleet::detail

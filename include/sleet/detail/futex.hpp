@@ -1,0 +1,131 @@
+// sleet/detail/futex.hpp — layer 2: futex words and the eventcount protocol.
+//
+// An EventCount lets one side sleep until the other publishes something,
+// with no system call on the publisher's fast path when nobody sleeps:
+//
+//   waiter (slow path)                      publisher (fast path)
+//   ------------------                      ---------------------
+//   spin on try_op() for the spin budget    publish (release store)
+//   waiters += 1                   (1)      light_fence()                (3)
+//   e = epoch                      (2)      if waiters != 0:             (4)
+//   heavy_fence()                               epoch += 1; futex_wake(epoch)
+//   if try_op(): waiters -= 1, done
+//   futex_wait(epoch, e, deadline)
+//   waiters -= 1, retry
+//
+// No lost wake-up: (1)-heavy_fence-try_op and publish-(3)-(4) form a Dekker
+// pair, so either the waiter's re-check sees the publication or the
+// publisher sees waiters != 0 and bumps the epoch. If it bumps before (2),
+// the waiter reads the new epoch with acquire and therefore also sees the
+// publication; if after (2), futex_wait(e) returns at once or is woken.
+//
+// Asymmetric fences. A store-load fence costs tens of cycles, and the
+// publisher would pay it on every message. Where the kernel offers
+// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), each process registers once,
+// light_fence() is only a compiler barrier, and heavy_fence() (paid by a
+// waiter about to sleep, already a slow path) makes the kernel run a full
+// barrier on every CPU running a registered process. heavy_fence() uses
+// membarrier whenever the kernel supports it, even in a process that opted
+// out of the light path (SLEET_NO_MEMBARRIER=1), so processes that differ in
+// that choice still pair correctly.
+//
+// Deadlines are absolute CLOCK_MONOTONIC times (std::chrono::steady_clock is
+// CLOCK_MONOTONIC on Linux), so a retried wait never stretches its timeout.
+// Futex words are shared (never FUTEX_PRIVATE_FLAG): they live in segments
+// mapped by several processes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "sleet/detail/platform.hpp"
+
+namespace sleet::detail {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+inline constexpr Deadline kForever = Deadline::max();
+
+// Sleeps while *word == expected, until woken or the deadline passes.
+// Returns false only on timeout; spurious returns are true.
+bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                Deadline deadline) noexcept;
+void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept;
+
+extern bool g_light_fence;  // set once at start-up: membarrier registration worked
+
+// The publisher's half of the store-load fence (see the essay above).
+inline void light_fence() noexcept {
+  if (SLEET_LIKELY(g_light_fence)) {
+    asm volatile("" ::: "memory");
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+// The waiter's half: membarrier when the kernel has it, plus a full fence.
+void heavy_fence() noexcept;
+// Whether this process uses the asymmetric (membarrier) scheme.
+bool asymmetric_fences() noexcept;
+
+// Lives in shared memory, 64-byte aligned, one per direction of waiting.
+struct alignas(kCacheLine) EventCount {
+  std::atomic<std::uint32_t> epoch{0};    // futex word
+  std::atomic<std::uint32_t> waiters{0};  // announced sleepers
+  std::atomic<std::uint64_t> wakes{0};    // notify() calls that woke someone (stats)
+
+  // Publisher side, after the release store that published the change.
+  void notify() noexcept {
+    light_fence();  // (3): orders the publication before the load (4)
+    // relaxed: the fence above provides the store-load order; pairs with the
+    // waiter's increment (1) through heavy_fence().
+    if (SLEET_UNLIKELY(waiters.load(std::memory_order_relaxed) != 0)) notify_slow();
+  }
+  void notify_slow() noexcept;
+};
+static_assert(sizeof(EventCount) == kCacheLine);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+enum class Poll { ready, empty, closed };
+
+// Waits until try_op() returns Poll::ready or Poll::closed, spinning for up
+// to `spin` before sleeping on `ec`. Returns Poll::empty on timeout.
+// `sleeps` counts the times this side went to sleep (relaxed, stats only).
+template <class TryOp>
+Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Deadline deadline,
+              std::atomic<std::uint64_t>& sleeps) {
+  if (spin.count() > 0) {
+    const Deadline spin_end = Clock::now() + spin;
+    for (unsigned i = 1;; ++i) {
+      cpu_relax();
+      const Poll p = try_op();
+      if (p != Poll::empty) return p;
+      if ((i & 63) == 0) {  // reading the clock costs more than a pause
+        const auto now = Clock::now();
+        if (now >= spin_end) break;
+        if (now >= deadline) return Poll::empty;
+      }
+    }
+  }
+  for (;;) {
+    // relaxed: ordered before the re-check by heavy_fence(); pairs with the
+    // publisher's load (4) in notify().
+    ec.waiters.fetch_add(1, std::memory_order_relaxed);                 // (1)
+    // acquire: if we read an epoch bumped by notify_slow() (release), we also
+    // see what the publisher published before it.
+    const std::uint32_t epoch = ec.epoch.load(std::memory_order_acquire);  // (2)
+    heavy_fence();
+    Poll p = try_op();
+    if (p == Poll::empty && Clock::now() < deadline) {
+      sleeps.fetch_add(1, std::memory_order_relaxed);  // stats only
+      futex_wait(&ec.epoch, epoch, deadline);
+      p = try_op();
+    }
+    // relaxed: a stale count only costs the publisher one spare wake.
+    ec.waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (p != Poll::empty) return p;
+    if (Clock::now() >= deadline) return Poll::empty;
+  }
+}
+
+}  // namespace sleet::detail

@@ -1,0 +1,233 @@
+// sleet/detail/mpmc_ring.hpp — layer 3: bounded multi-producer
+// multi-consumer ring of fixed-size slots (D. Vyukov's bounded MPMC queue).
+//
+// `slots` is a power of two. Each slot is a sequence number, the payload
+// length and room for `max_message_size` bytes:
+//
+//   0                   64                  96                 128
+//   +-------------------+-------------------+------------------+
+//   |   seq (atomic)    |  payload length   |     reserved     |
+//   +-------------------+-------------------+------------------+
+//   |  payload ... (max_message_size, padded to 16 bytes)      |
+//   +----------------------------------------------------------+
+//
+// Slot i of lap L (ticket t = L * slots + i) is free for the producer of
+// ticket t when seq == t, and holds its message for the consumer of ticket t
+// when seq == t + 1. The consumer frees it for the next lap with
+// seq = t + slots.
+//
+// Synchronization
+// - producer: wins ticket t with a CAS on enqueue_pos (relaxed: the ticket
+//   is only a name; the slot's seq carries the data), checks seq == t with
+//   acquire (1), writes the payload, then seq.store(t + 1, release) (2).
+// - consumer: wins ticket t with a CAS on dequeue_pos, sees seq == t + 1 with
+//   acquire (3) — pairs with (2) — reads, then seq.store(t + slots, release)
+//   (4), which pairs with (1): the next lap's producer never overwrites bytes
+//   still being read.
+// - `enqueue_pos - dequeue_pos` is the fill; both only grow.
+//
+// A producer that dies between winning its ticket and (2) stalls consumers
+// at that slot; recovering from that is not implemented (see the issue notes).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "sleet/detail/platform.hpp"
+#include "sleet/detail/ring_common.hpp"
+
+namespace sleet::detail {
+
+struct MpmcControl {
+  std::uint64_t slots;             // power of two
+  std::uint64_t stride;            // bytes per slot
+  std::uint64_t max_message_size;
+  RingCommon common;
+  alignas(kFalseSharing) std::atomic<std::uint64_t> enqueue_pos{0};
+  alignas(kFalseSharing) std::atomic<std::uint64_t> dequeue_pos{0};
+};
+static_assert(offsetof(MpmcControl, common) == kFalseSharing);
+static_assert(sizeof(MpmcControl) % kFalseSharing == 0);
+
+struct alignas(16) MpmcSlot {
+  std::atomic<std::uint64_t> seq;
+  std::uint32_t size;
+  std::uint32_t reserved;
+  std::byte* payload() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
+};
+static_assert(sizeof(MpmcSlot) == 16);
+
+class MpmcRing {
+ public:
+  // Payload length of a slot whose producer abandoned it (its message did
+  // not fit): consumers free it and move on.
+  static constexpr std::uint32_t kSkip = 0xFFFFFFFFu;
+
+  static constexpr std::uint64_t stride_for(std::uint64_t max_message_size) noexcept {
+    return sizeof(MpmcSlot) + round_up(max_message_size, 16);
+  }
+  static std::uint64_t slot_count(std::uint64_t capacity) noexcept { return next_pow2(capacity); }
+  static constexpr std::uint64_t control_size() noexcept { return sizeof(MpmcControl); }
+
+  // Creator only, before the segment is published. `start` is the first
+  // ticket (white-box tests start near a counter wrap).
+  static void initialize(void* at, std::uint64_t slots, std::uint64_t max_message_size,
+                         std::uint64_t start = 0) noexcept {
+    auto* c = new (at) MpmcControl{};
+    c->slots = slots;
+    c->stride = stride_for(max_message_size);
+    c->max_message_size = max_message_size;
+    // relaxed (all three): published together with the segment's `ready`.
+    c->enqueue_pos.store(start, std::memory_order_relaxed);
+    c->dequeue_pos.store(start, std::memory_order_relaxed);
+    auto* data = static_cast<std::byte*>(at) + sizeof(MpmcControl);
+    for (std::uint64_t i = 0; i < slots; ++i) {
+      const std::uint64_t t = start + i;
+      auto* s = new (data + (t & (slots - 1)) * c->stride) MpmcSlot{};
+      s->seq.store(t, std::memory_order_relaxed);
+    }
+  }
+
+  MpmcRing() = default;
+  explicit MpmcRing(void* at) noexcept
+      : c_(static_cast<MpmcControl*>(at)),
+        data_(static_cast<std::byte*>(at) + sizeof(MpmcControl)),
+        mask_(c_->slots - 1),
+        stride_(c_->stride) {}
+
+  MpmcControl& control() const noexcept { return *c_; }
+  RingCommon& common() const noexcept { return c_->common; }
+
+  struct Claim {
+    MpmcSlot* slot = nullptr;
+    std::uint64_t ticket = 0;
+    std::byte* data() const noexcept { return slot->payload(); }
+    explicit operator bool() const noexcept { return slot != nullptr; }
+  };
+
+  // ---- producers ----
+
+  // A free slot, or an empty Claim if the ring is full. A claim must be
+  // committed: consumers wait for it.
+  [[nodiscard]] Claim try_claim() noexcept {
+    // relaxed: a hint; the CAS below decides.
+    std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
+    for (;;) {
+      MpmcSlot* s = slot(pos);
+      // acquire (1): pairs with the consumer's release (4) of the previous lap.
+      const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::int64_t>(seq - pos);
+      if (diff == 0) {
+        // relaxed: the ticket carries no data (see the essay).
+        if (c_->enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+                                                  std::memory_order_relaxed)) {
+          return Claim{s, pos};
+        }
+      } else if (diff < 0) {
+        return Claim{};
+      } else {
+        pos = c_->enqueue_pos.load(std::memory_order_relaxed);  // relaxed: as above
+      }
+    }
+  }
+  // Publishes the claimed slot with `size` bytes of payload (no wake-up).
+  void stage(const Claim& cl, std::uint32_t size) noexcept {
+    cl.slot->size = size;
+    // release (2): the payload is complete before consumers see the slot;
+    // pairs with the acquire (3) in try_take().
+    cl.slot->seq.store(cl.ticket + 1, std::memory_order_release);
+  }
+  // Wakes sleeping consumers after one or more stage() calls.
+  void publish() noexcept { c_->common.data_ec.notify(); }
+  void commit(const Claim& cl, std::uint32_t size) noexcept {
+    stage(cl, size);
+    publish();
+  }
+  [[nodiscard]] bool try_write(const void* p, std::uint32_t size) noexcept {
+    const Claim cl = try_claim();
+    if (!cl) return false;
+    std::memcpy(cl.data(), p, size);
+    commit(cl, size);
+    return true;
+  }
+
+  // ---- consumers ----
+
+  struct Take {
+    MpmcSlot* slot = nullptr;
+    std::uint64_t ticket = 0;
+    const std::byte* data() const noexcept { return slot->payload(); }
+    std::uint32_t size() const noexcept { return slot->size; }
+    explicit operator bool() const noexcept { return slot != nullptr; }
+  };
+
+  // The oldest published message, or an empty Take. Must be released.
+  [[nodiscard]] Take try_take() noexcept {
+    // relaxed: a hint; the CAS below decides.
+    std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
+    for (;;) {
+      MpmcSlot* s = slot(pos);
+      // acquire (3): pairs with the producer's release (2).
+      const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::int64_t>(seq - (pos + 1));
+      if (diff == 0) {
+        // relaxed: the ticket carries no data.
+        if (c_->dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+                                                  std::memory_order_relaxed)) {
+          if (SLEET_LIKELY(s->size != kSkip)) return Take{s, pos};
+          consume(Take{s, pos});
+          pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
+        }
+      } else if (diff < 0) {
+        return Take{};
+      } else {
+        pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
+      }
+    }
+  }
+  // Frees the slot for the next lap (no wake-up).
+  void unstage(const Take& t) noexcept {
+    // release (4): we are done reading; pairs with the acquire (1).
+    t.slot->seq.store(t.ticket + mask_ + 1, std::memory_order_release);
+  }
+  // Wakes sleeping producers after one or more unstage() calls.
+  void release() noexcept { c_->common.space_ec.notify(); }
+  void consume(const Take& t) noexcept {
+    unstage(t);
+    release();
+  }
+  [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size) noexcept {
+    const Take t = try_take();
+    if (!t) return false;
+    size = t.size() <= capacity ? t.size() : capacity;
+    std::memcpy(p, t.data(), size);
+    consume(t);
+    return true;
+  }
+
+  // ---- anyone ----
+  std::uint64_t sent_approx() const noexcept {
+    return c_->enqueue_pos.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+  std::uint64_t received_approx() const noexcept {
+    return c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+  std::uint64_t size_approx() const noexcept {
+    const auto r = received_approx();
+    const auto s = sent_approx();
+    return s > r ? s - r : 0;
+  }
+
+ private:
+  MpmcSlot* slot(std::uint64_t ticket) const noexcept {
+    return reinterpret_cast<MpmcSlot*>(data_ + (ticket & mask_) * stride_);
+  }
+
+  MpmcControl* c_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint64_t mask_ = 0;
+  std::uint64_t stride_ = 0;
+};
+
+}  // namespace sleet::detail

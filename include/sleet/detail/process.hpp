@@ -1,0 +1,28 @@
+// sleet/detail/process.hpp — who we are, and whether another process lives.
+//
+// current_pid() is on hot paths (the spsc side-ownership check), so it reads
+// a cached value instead of calling getpid(). The cache is refreshed in the
+// child of every fork() by a pthread_atfork handler registered in
+// core/process.cpp, so a Channel object inherited across fork() notices that
+// it now runs in another process.
+#pragma once
+
+#include <cstdint>
+
+#include "sleet/detail/platform.hpp"
+
+namespace sleet::detail {
+
+extern int g_current_pid;  // 0 until first use; written only by this process
+int refresh_current_pid() noexcept;
+
+inline int current_pid() noexcept {
+  const int pid = g_current_pid;
+  return SLEET_LIKELY(pid != 0) ? pid : refresh_current_pid();
+}
+
+// True unless kill(pid, 0) says the process does not exist. A pid of 0 or
+// below is "nobody" and never alive.
+bool pid_alive(int pid) noexcept;
+
+}  // namespace sleet::detail

@@ -1,0 +1,6 @@
+// sleet/sleet.hpp — everything public in one include.
+#pragma once
+
+#include "sleet/channel.hpp"
+#include "sleet/codec.hpp"
+#include "sleet/error.hpp"

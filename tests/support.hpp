@@ -1,0 +1,130 @@
+// Shared helpers for sleet's tests: unique object names, cleanup guards and
+// real child processes.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <sleet/sleet.hpp>
+
+namespace sleet::test {
+
+// A name no other test (or concurrent test run) uses: "t.<pid>.<tag>.<n>".
+inline std::string unique_name(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  return "t." + std::to_string(::getpid()) + "." + tag + "." +
+         std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+}
+
+// Removes a segment name when the test ends, pass or fail.
+struct Cleanup {
+  std::string name;
+  explicit Cleanup(std::string n) : name(std::move(n)) { sleet::detail::Segment::remove(name); }
+  ~Cleanup() {
+    try {
+      sleet::detail::Segment::remove(name);
+    } catch (...) {
+    }
+  }
+  Cleanup(const Cleanup&) = delete;
+  Cleanup& operator=(const Cleanup&) = delete;
+};
+
+// A forked child running `body`; its exit status is body's return value
+// (or 99 if it threw, 98 for anything else). The child never returns into
+// Catch2: it always ends in _exit().
+class Child {
+ public:
+  explicit Child(const std::function<int()>& body) {
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) std::abort();
+    if (pid_ == 0) {
+      int rc = 98;
+      try {
+        rc = body();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child %d: %s\n", static_cast<int>(::getpid()), e.what());
+        rc = 99;
+      } catch (...) {
+        rc = 99;
+      }
+      std::fflush(nullptr);
+      ::_exit(rc);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  Child(Child&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // Waits for the child; returns its exit code, or 128+signal if killed.
+  int wait() {
+    if (pid_ <= 0) return status_;
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+  }
+  // Waits at most `timeout`; kills the child and returns -1 if it overran.
+  int wait_for(std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0) {
+      int st = 0;
+      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= end) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        status_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return status_;
+  }
+  void kill(int sig = SIGKILL) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+// A checksum of a message's sequence number and producer id, so a receiver
+// can check every message it gets.
+inline std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+}  // namespace sleet::test
