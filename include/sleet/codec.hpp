@@ -10,12 +10,39 @@
 //   static void decode(const std::byte* in, std::size_t size, T& out);
 //       // throws sleet::Error(errc::decode_failed) on bytes it cannot read
 //
-// Trivially copyable types are copied raw. Users may specialise Codec<T>
-// for their own wire format.
+// Trivially copyable types are copied raw. Every other type goes through
+// cereal's portable-enough binary archives: std::string, std::vector,
+// std::map, std::optional, std::variant, std::tuple, ... and user types with
+// a `serialize` member or free function. Users may specialise Codec<T> for
+// their own wire format.
+//
+// The cereal codec encodes straight into the ring space the channel claimed
+// (a streambuf over that span, reused per thread), so the steady state of a
+// send allocates nothing. A value that does not fit is measured to its full
+// size so the error can say how large it was.
 #pragma once
 
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/chrono.hpp>
+#include <cereal/types/deque.hpp>
+#include <cereal/types/list.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
 #include <cstddef>
 #include <cstring>
+#include <istream>
+#include <ostream>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -44,6 +71,102 @@ struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
                                            " bytes, expected " + std::to_string(sizeof(T)));
     }
     std::memcpy(&out, in, sizeof(T));
+  }
+};
+
+namespace detail {
+
+// Writes into a fixed span; past its end it only counts, so the caller
+// learns the size a value needs.
+class SpanWriteBuffer final : public std::streambuf {
+ public:
+  void reset(std::byte* out, std::size_t capacity) noexcept {
+    out_ = reinterpret_cast<char*>(out);
+    capacity_ = capacity;
+    size_ = 0;
+  }
+  std::size_t size() const noexcept { return size_; }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const auto len = static_cast<std::size_t>(n);
+    if (size_ + len <= capacity_) std::memcpy(out_ + size_, s, len);
+    size_ += len;
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    xsputn(&ch, 1);
+    return c;
+  }
+
+ private:
+  char* out_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
+};
+
+class SpanReadBuffer final : public std::streambuf {
+ public:
+  void reset(const std::byte* in, std::size_t size) noexcept {
+    // The get area is never written through: std::streambuf just wants char*.
+    char* p = const_cast<char*>(reinterpret_cast<const char*>(in));
+    setg(p, p, p + size);
+  }
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
+};
+
+// One stream per thread and direction, built once: constructing a
+// std::ostream per message would allocate (locale) and cost far more than
+// the copy.
+struct ThreadStreams {
+  SpanWriteBuffer write_buffer;
+  SpanReadBuffer read_buffer;
+  std::ostream out{&write_buffer};
+  std::istream in{&read_buffer};
+  static ThreadStreams& get() {
+    thread_local ThreadStreams streams;
+    return streams;
+  }
+};
+
+[[noreturn]] void throw_decode_failed(std::string_view type, std::size_t size,
+                                      std::string_view why);
+
+}  // namespace detail
+
+template <class T>
+struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
+                                 cereal::traits::is_output_serializable<
+                                     T, cereal::BinaryOutputArchive>::value &&
+                                 cereal::traits::is_input_serializable<
+                                     T, cereal::BinaryInputArchive>::value>> {
+  static constexpr std::string_view name = "cereal-binary";
+  static constexpr std::size_t fixed_size = 0;
+
+  static std::size_t encode(const T& v, std::byte* out, std::size_t capacity) {
+    auto& s = detail::ThreadStreams::get();
+    s.write_buffer.reset(out, capacity);
+    {
+      cereal::BinaryOutputArchive archive(s.out);
+      archive(v);
+    }
+    return s.write_buffer.size();
+  }
+  static void decode(const std::byte* in, std::size_t size, T& out) {
+    auto& s = detail::ThreadStreams::get();
+    s.read_buffer.reset(in, size);
+    s.in.clear();
+    try {
+      cereal::BinaryInputArchive archive(s.in);
+      archive(out);
+    } catch (const std::exception& e) {
+      detail::throw_decode_failed(detail::type_name<T>(), size, e.what());
+    }
+    if (s.read_buffer.remaining() != 0) {
+      detail::throw_decode_failed(detail::type_name<T>(), size, "trailing bytes after the value");
+    }
   }
 };
 
