@@ -1,9 +1,11 @@
-// The untyped part of Channel<T>: creating, opening and validating channel
-// segments, the spsc role claims and the statistics.
+// The untyped part of Channel<T> and Pipe<T>: laying out, creating, opening
+// and validating channels, the spsc role claims and the statistics.
+#include "sleet/detail/channel_base.hpp"
+
 #include <atomic>
 #include <string>
 
-#include "sleet/channel.hpp"
+#include "sleet/detail/type_name.hpp"
 #include "system.hpp"
 
 namespace sleet::detail {
@@ -12,7 +14,7 @@ namespace {
 
 constexpr std::size_t kDefaultVariableMessageSize = 256;
 
-std::string describe(std::string_view name) {
+std::string channel_label(std::string_view name) {
   std::string s = "channel '";
   s.append(name).append("'");
   return s;
@@ -30,40 +32,14 @@ std::uint64_t make_token(int pid, std::uint64_t serial) noexcept {
 }
 int token_pid(std::uint64_t token) noexcept { return static_cast<int>(token >> 32); }
 
-void* ring_at(const Segment& seg) noexcept { return seg.object() + sizeof(ChannelConfig); }
+bool is_pow2(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
-ChannelBase::ChannelBase(Segment seg) : seg_(std::move(seg)), serial_(next_serial()) {
-  const ChannelConfig& cfg = config();
-  topology_ = static_cast<Topology>(cfg.topology);
-  max_size_ = static_cast<std::uint32_t>(cfg.max_message_size);
-  spin_ = std::chrono::nanoseconds(cfg.spin_ns);
-  if (topology_ == Topology::spsc) {
-    spsc_ = SpscRing(ring_at(seg_));
-  } else {
-    mpmc_ = MpmcRing(ring_at(seg_));
-  }
-}
+// ---- layout ----
 
-ChannelBase::~ChannelBase() { release_claims(); }
-
-void ChannelBase::swap(ChannelBase& other) noexcept {
-  std::swap(seg_, other.seg_);
-  std::swap(topology_, other.topology_);
-  std::swap(max_size_, other.max_size_);
-  std::swap(spin_, other.spin_);
-  std::swap(spsc_, other.spsc_);
-  std::swap(mpmc_, other.mpmc_);
-  std::swap(serial_, other.serial_);
-  std::swap(producer_pid_, other.producer_pid_);
-  std::swap(consumer_pid_, other.consumer_pid_);
-}
-
-ChannelBase ChannelBase::create(std::string_view name, const ChannelOptions& options,
-                                const MessageType& type) {
-  validate_name(name);
-  const std::string what = describe(name);
+ChannelLayout ChannelLayout::resolve(const ChannelOptions& options, const MessageType& type,
+                                     std::string_view what) {
   if (options.topology != Topology::spsc && options.topology != Topology::mpmc) {
     throw_error(errc::invalid_argument, what, "unknown topology");
   }
@@ -81,78 +57,141 @@ ChannelBase ChannelBase::create(std::string_view name, const ChannelOptions& opt
   }
   if (type.fixed_size > max_size) {
     throw_error(errc::too_large, what,
-                "'" + std::string(type.name) + "' needs " + std::to_string(type.fixed_size) +
+                "'" + readable_type_name(type.name) + "' needs " + std::to_string(type.fixed_size) +
                     " bytes, max_message_size is " + std::to_string(max_size));
   }
   if (options.spin.count() < 0) throw_error(errc::invalid_argument, what, "negative spin budget");
 
-  std::uint64_t ring_bytes;
-  std::uint64_t slots = 0;
-  if (options.topology == Topology::spsc) {
-    ring_bytes = SpscRing::control_size() + SpscRing::array_bytes(options.capacity, max_size);
+  ChannelLayout l{};
+  l.topology = options.topology;
+  l.capacity = options.capacity;
+  l.max_message_size = max_size;
+  l.spin_ns = options.spin.count();
+  std::uint64_t ring;
+  if (l.topology == Topology::spsc) {
+    l.ring_units = SpscRing::array_bytes(l.capacity, max_size);
+    ring = SpscRing::control_size() + l.ring_units;
   } else {
-    slots = MpmcRing::slot_count(options.capacity);
-    ring_bytes = MpmcRing::control_size() + slots * MpmcRing::stride_for(max_size);
+    l.ring_units = MpmcRing::slot_count(l.capacity);
+    ring = MpmcRing::control_size() + l.ring_units * MpmcRing::stride_for(max_size);
   }
-  const std::uint64_t object_size = sizeof(ChannelConfig) + ring_bytes;
-  if (object_size > kMaxSegmentSize) {
+  l.bytes = round_up(sizeof(ChannelConfig) + ring, kFalseSharing);
+  if (l.bytes > kMaxSegmentSize) {
     throw_error(errc::invalid_argument, what,
-                "capacity " + std::to_string(options.capacity) + " of " +
-                    std::to_string(max_size) + "-byte messages needs " +
-                    std::to_string(object_size) + " bytes, more than the limit of " +
-                    std::to_string(kMaxSegmentSize));
+                "capacity " + std::to_string(l.capacity) + " of " + std::to_string(max_size) +
+                    "-byte messages needs " + std::to_string(l.bytes) +
+                    " bytes, more than the limit of " + std::to_string(kMaxSegmentSize));
   }
-  SegmentSpec spec{SegmentKind::channel, object_size, type.fingerprint, type.name,
-                   options.permissions};
-  Segment seg = Segment::create(name, spec, [&](std::byte* object) {
-    auto* cfg = new (object) ChannelConfig{};
-    cfg->topology = static_cast<std::uint32_t>(options.topology);
-    cfg->capacity = options.capacity;
-    cfg->max_message_size = max_size;
-    cfg->spin_ns = options.spin.count();
-    void* ring = object + sizeof(ChannelConfig);
-    if (options.topology == Topology::spsc) {
-      SpscRing::initialize(ring, SpscRing::array_bytes(options.capacity, max_size), max_size);
-    } else {
-      MpmcRing::initialize(ring, slots, max_size);
-    }
-  });
-  return ChannelBase(std::move(seg));
+  return l;
 }
 
-ChannelBase ChannelBase::open(std::string_view name, const MessageType& type) {
-  Segment seg = Segment::open(name, SegmentKind::channel, type.fingerprint, type.name);
-  const std::string what = describe(name);
-  // The header was validated; check that the channel's own layout fits too.
-  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(seg.object());
-  const auto topology = static_cast<Topology>(cfg.topology);
-  std::uint64_t need = sizeof(ChannelConfig);
+void ChannelLayout::initialize(std::byte* at) const {
+  auto* cfg = new (at) ChannelConfig{};
+  cfg->topology = static_cast<std::uint32_t>(topology);
+  cfg->capacity = capacity;
+  cfg->max_message_size = max_message_size;
+  cfg->spin_ns = spin_ns;
+  void* ring = at + sizeof(ChannelConfig);
   if (topology == Topology::spsc) {
-    const auto& c = *reinterpret_cast<const SpscControl*>(ring_at(seg));
-    const bool pow2 = c.bytes != 0 && (c.bytes & (c.bytes - 1)) == 0;
-    if (!pow2) throw_error(errc::not_sleet, what, "damaged spsc ring (size not a power of two)");
+    SpscRing::initialize(ring, ring_units, max_message_size);
+  } else {
+    MpmcRing::initialize(ring, ring_units, max_message_size);
+  }
+}
+
+std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
+                                   const MessageType& type, std::string_view what) {
+  if (limit < sizeof(ChannelConfig) + MpmcRing::control_size()) {
+    throw_error(errc::not_sleet, what, "too small for a channel");
+  }
+  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
+  const std::byte* ring = at + sizeof(ChannelConfig);
+  std::uint64_t need = sizeof(ChannelConfig);
+  if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
+    const auto& c = *reinterpret_cast<const SpscControl*>(ring);
+    if (!is_pow2(c.bytes) || c.bytes < 2 * SpscRing::record_size(c.max_message_size) ||
+        c.max_message_size != cfg.max_message_size) {
+      throw_error(errc::not_sleet, what, "damaged spsc ring (array size or message size)");
+    }
     need += SpscRing::control_size() + c.bytes;
-  } else if (topology == Topology::mpmc) {
-    const auto& c = *reinterpret_cast<const MpmcControl*>(ring_at(seg));
-    const bool pow2 = c.slots != 0 && (c.slots & (c.slots - 1)) == 0;
-    if (!pow2 || c.stride != MpmcRing::stride_for(c.max_message_size)) {
+  } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
+    const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
+    if (!is_pow2(c.slots) || c.stride != MpmcRing::stride_for(c.max_message_size) ||
+        c.max_message_size != cfg.max_message_size) {
       throw_error(errc::not_sleet, what, "damaged mpmc ring (slot count or stride)");
     }
     need += MpmcRing::control_size() + c.slots * c.stride;
   } else {
     throw_error(errc::not_sleet, what, "unknown topology " + std::to_string(cfg.topology));
   }
-  if (need > seg.object_size()) {
-    throw_error(errc::not_sleet, what, "ring of " + std::to_string(need) +
-                                           " bytes does not fit in " +
-                                           std::to_string(seg.object_size()));
+  need = round_up(need, kFalseSharing);
+  if (need > limit) {
+    throw_error(errc::not_sleet, what,
+                "ring of " + std::to_string(need) + " bytes does not fit in " +
+                    std::to_string(limit));
   }
   if (type.fixed_size > cfg.max_message_size) {
     throw_error(errc::too_large, what,
-                "'" + std::string(type.name) + "' needs " + std::to_string(type.fixed_size) +
+                "'" + readable_type_name(type.name) + "' needs " + std::to_string(type.fixed_size) +
                     " bytes, max_message_size is " + std::to_string(cfg.max_message_size));
   }
-  return ChannelBase(std::move(seg));
+  return need;
+}
+
+// ---- ChannelBase ----
+
+ChannelBase::ChannelBase(Segment seg, std::size_t offset, std::string label)
+    : seg_(std::move(seg)), offset_(offset), label_(std::move(label)), serial_(next_serial()) {
+  const ChannelConfig& cfg = config();
+  topology_ = static_cast<Topology>(cfg.topology);
+  max_size_ = static_cast<std::uint32_t>(cfg.max_message_size);
+  spin_ = std::chrono::nanoseconds(cfg.spin_ns);
+  void* ring = seg_.object() + offset_ + sizeof(ChannelConfig);
+  if (topology_ == Topology::spsc) {
+    spsc_ = SpscRing(ring);
+  } else {
+    mpmc_ = MpmcRing(ring);
+  }
+}
+
+ChannelBase::~ChannelBase() { release_claims(); }
+
+void ChannelBase::swap(ChannelBase& other) noexcept {
+  std::swap(seg_, other.seg_);
+  std::swap(offset_, other.offset_);
+  std::swap(label_, other.label_);
+  std::swap(topology_, other.topology_);
+  std::swap(max_size_, other.max_size_);
+  std::swap(spin_, other.spin_);
+  std::swap(spsc_, other.spsc_);
+  std::swap(mpmc_, other.mpmc_);
+  std::swap(serial_, other.serial_);
+  std::swap(producer_pid_, other.producer_pid_);
+  std::swap(consumer_pid_, other.consumer_pid_);
+}
+
+ChannelBase ChannelBase::share() const {
+  ChannelBase b(seg_.share(), offset_, label_);
+  b.spin_ = spin_;
+  return b;
+}
+
+ChannelBase ChannelBase::create(std::string_view name, const ChannelOptions& options,
+                                const MessageType& type) {
+  validate_name(name);
+  std::string label = channel_label(name);
+  const ChannelLayout layout = ChannelLayout::resolve(options, type, label);
+  SegmentSpec spec{SegmentKind::channel, layout.bytes, type.fingerprint, type.name,
+                   options.permissions};
+  Segment seg = Segment::create(name, spec, [&](std::byte* object) { layout.initialize(object); });
+  return ChannelBase(std::move(seg), 0, std::move(label));
+}
+
+ChannelBase ChannelBase::open(std::string_view name, const MessageType& type) {
+  Segment seg = Segment::open(name, SegmentKind::channel, type.fingerprint, type.name);
+  std::string label = channel_label(name);
+  ChannelLayout::check(seg.object(), seg.object_size(), type, label);
+  return ChannelBase(std::move(seg), 0, std::move(label));
 }
 
 ChannelBase ChannelBase::open_or_create(std::string_view name, const ChannelOptions& options,
@@ -178,21 +217,21 @@ void ChannelBase::claim(std::atomic<std::uint64_t>& owner, const char* role, int
   const int me = current_pid();
   const std::uint64_t token = make_token(me, serial_);
   // acquire: we continue the ring where the previous holder left it; pairs
-  // with the release in release_claims() (or the holder's ring stores).
+  // with the release in release_claims().
   std::uint64_t cur = owner.load(std::memory_order_acquire);
   for (;;) {
     if (cur == token) break;
     if (cur != 0 && pid_alive(token_pid(cur))) {
       const int holder = token_pid(cur);
-      throw_error(errc::busy, describe(name()),
+      throw_error(errc::busy, label_,
                   std::string("spsc channel already has a live ") + role + " (" +
-                      (holder == me ? std::string("another Channel object in this process")
+                      (holder == me ? std::string("another object in this process")
                                     : "pid " + std::to_string(holder)) +
                       ")");
     }
-    // acq_rel: acquire as above; release orders nothing of ours but is
-    // harmless, and the failure order reloads `cur` for the next round.
-    if (owner.compare_exchange_weak(cur, token, std::memory_order_acq_rel,
+    // acquire on success: as above (a dead holder's ring stores were made
+    // visible by its last release store of the index). Failure reloads cur.
+    if (owner.compare_exchange_weak(cur, token, std::memory_order_acquire,
                                     std::memory_order_acquire)) {
       break;
     }
@@ -247,12 +286,24 @@ std::size_t ChannelBase::size_approx() const noexcept {
   return topology_ == Topology::spsc ? spsc_.size_approx() : mpmc_.size_approx();
 }
 
-void ChannelBase::throw_closed() const { throw_error(errc::closed, describe(name()), "closed"); }
+void ChannelBase::throw_closed() const { throw_error(errc::closed, label_, "closed"); }
 
 void ChannelBase::throw_too_large(std::size_t size) const {
-  throw_error(errc::too_large, describe(name()),
+  throw_error(errc::too_large, label_,
               "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
                   std::to_string(max_size_));
+}
+
+void ChannelBase::throw_wrong_mode(std::string_view detail) const {
+  throw_error(errc::wrong_mode, label_, detail);
+}
+
+void ChannelBase::rethrow_decode_failed(const Error& e) const {
+  std::string_view detail = e.what();
+  // std::system_error appended ": decode_failed"; our own message adds it again.
+  constexpr std::string_view suffix = ": decode_failed";
+  if (detail.ends_with(suffix)) detail.remove_suffix(suffix.size());
+  throw_error(errc::decode_failed, label_, detail);
 }
 
 }  // namespace sleet::detail

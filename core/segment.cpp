@@ -13,6 +13,7 @@
 
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/process.hpp"
+#include "sleet/detail/type_name.hpp"
 #include "system.hpp"
 
 namespace sleet::detail {
@@ -89,7 +90,10 @@ std::string shm_name(std::string_view name) { return "/sleet." + std::string(nam
 std::string shm_path(std::string_view name) { return "/dev/shm/sleet." + std::string(name); }
 
 Segment::Segment(std::string name, std::byte* base, std::uint64_t size)
-    : name_(std::move(name)), base_(base), size_(size) {
+    : name_(std::move(name)),
+      mapping_(base, [size](void* p) { ::munmap(p, size); }),
+      base_(base),
+      size_(size) {
   register_user();
 }
 
@@ -100,11 +104,20 @@ Segment::~Segment() {
     // relaxed: the users table is a diagnostic, never used for correctness.
     header()->users[user_slot_].compare_exchange_strong(expected, 0, std::memory_order_relaxed);
   }
-  ::munmap(base_, size_);
+}
+
+Segment Segment::share() const {
+  Segment s;
+  s.name_ = name_;
+  s.mapping_ = mapping_;
+  s.base_ = base_;
+  s.size_ = size_;
+  return s;
 }
 
 void Segment::swap(Segment& other) noexcept {
   name_.swap(other.name_);
+  mapping_.swap(other.mapping_);
   std::swap(base_, other.base_);
   std::swap(size_, other.size_);
   std::swap(user_slot_, other.user_slot_);
@@ -162,8 +175,9 @@ Segment Segment::create(std::string_view name, const SegmentSpec& spec,
     h->created_ns = realtime_ns();
     h->object_offset = kHeaderSize;
     h->permissions = spec.permissions & 07777;
-    const std::size_t n = std::min(spec.type_name.size(), sizeof h->type_name - 1);
-    std::memcpy(h->type_name, spec.type_name.data(), n);
+    const std::string type = readable_type_name(spec.type_name);
+    const std::size_t n = std::min(type.size(), sizeof h->type_name - 1);
+    std::memcpy(h->type_name, type.data(), n);
     h->type_name[n] = '\0';
     if (init) init(seg.object());
     // release: publishes the header and the object; pairs with the acquire
@@ -256,7 +270,7 @@ Segment Segment::open(std::string_view name, SegmentKind kind, std::uint64_t fin
   if (h->fingerprint != fingerprint) {
     const std::string stored(h->type_name, ::strnlen(h->type_name, sizeof h->type_name));
     throw_error(errc::type_mismatch, what,
-                "holds '" + stored + "', opened as '" + std::string(type_name) + "'");
+                "holds '" + stored + "', opened as '" + readable_type_name(type_name) + "'");
   }
   return seg;
 }

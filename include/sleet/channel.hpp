@@ -4,248 +4,66 @@
 //   auto jobs = sleet::Channel<Job>::create("jobs", {.capacity = 4096});
 //   jobs.send(job);                          // blocks while full
 //   if (auto j = other.receive_for(10ms)) …  // std::nullopt on timeout
+//   for (const Job& j : other) …             // receives until closed
 //   jobs.close();                            // receivers drain, then errc::closed
 //
+// T is anything with a Codec<T> (codec.hpp): trivially copyable types are
+// copied raw, others (std::string, containers, user types) go through cereal.
+//
 // Topology is chosen at creation:
-// - spsc: one sending process and one receiving process (they may be the
-//   same). Records are variable-length and packed (spsc_ring.hpp). A second
-//   live Channel object that tries to send (or receive) gets errc::busy
-//   instead of corrupting the ring; the role passes on when its holder is
-//   destroyed or its process dies.
+// - spsc: one sending and one receiving role holder (they may be the same
+//   process). Records are variable-length and packed (spsc_ring.hpp). A
+//   second live Channel object, in this or another process, that tries to
+//   send (or receive) gets errc::busy instead of corrupting the ring; the
+//   role passes on when its holder is destroyed or its process dies.
 // - mpmc: any number of senders and receivers; fixed slots of
 //   max_message_size (mpmc_ring.hpp).
 //
-// Blocking calls spin for the channel's spin budget, then sleep on a futex
-// (futex.hpp). A sender that finds the ring full and a receiver that finds
-// it empty are the only paths that may sleep; the fast path of send is claim,
-// copy, one release store and one load of the receivers' eventcount.
+// Two ways to receive, one per Channel object (mixing them is
+// errc::wrong_mode):
+// - active: receive(), try_receive(), receive_for(), range-for;
+// - passive: on_receive(handler, filter) starts one dispatcher thread for
+//   this object that offers each message to every handler whose filter
+//   accepts it, in registration order (dispatcher.hpp). close() drains and
+//   joins it; the destructor stops it after the message in hand.
 //
-// Errors: the cold paths (create/open/remove) throw sleet::Error naming the
-// channel. Full, empty and timeout come back as bool/std::optional. A
-// closed channel throws errc::closed from send*, and from receive* once it
-// is drained.
+// Blocking calls spin for the spin budget, then sleep on a futex
+// (futex.hpp). The fast path of send is: claim, encode in place, one
+// release store, one load of the receivers' eventcount.
 //
-// Threads: one Channel object may be used by several threads for an mpmc
-// channel. For spsc, each role (sending, receiving) must be used by one
-// thread at a time.
+// Errors: create/open/remove throw sleet::Error naming the channel. Full,
+// empty and timeout come back as bool/std::optional. A closed channel
+// throws errc::closed from send*, and from receive* once it is drained. A
+// record that does not decode throws errc::decode_failed (it is consumed,
+// so the next receive gets the next message); a value whose encoding is
+// larger than max_message_size throws errc::too_large before anything is
+// published.
 //
-// Segment layout (after the segment header):
-//
-//   +0    ChannelConfig   topology, capacity, max_message_size, spin budget
-//   +128  SpscControl or MpmcControl, then the ring's array
+// Threads: an mpmc Channel object may be shared by threads. For spsc, each
+// role (sending, receiving) must be used by one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "sleet/codec.hpp"
-#include "sleet/detail/futex.hpp"
-#include "sleet/detail/mpmc_ring.hpp"
-#include "sleet/detail/process.hpp"
-#include "sleet/detail/segment.hpp"
-#include "sleet/detail/spsc_ring.hpp"
+#include "sleet/detail/channel_base.hpp"
+#include "sleet/detail/dispatcher.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
 
 namespace sleet {
 
-enum class Topology : std::uint32_t { spsc = 1, mpmc = 2 };
-
-inline constexpr std::chrono::nanoseconds kDefaultSpin = std::chrono::microseconds(50);
-inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 32;
-inline constexpr std::size_t kMaxMessageSize = std::size_t{1} << 30;
-
-struct ChannelOptions {
-  Topology topology = Topology::mpmc;
-  std::size_t capacity = 1024;       // messages of max_message_size that fit
-  std::size_t max_message_size = 0;  // bytes of one encoded message; 0: sizeof(T) for
-                                     // fixed-size codecs, 256 otherwise
-  unsigned permissions = 0600;
-  std::chrono::nanoseconds spin = kDefaultSpin;  // busy-wait budget before sleeping
-};
-
-struct ChannelStats {
-  std::uint64_t sent = 0;            // messages published
-  std::uint64_t received = 0;        // messages taken
-  std::uint64_t queued = 0;          // sent - received, racy snapshot
-  std::uint64_t times_full = 0;      // sends that found the ring full
-  std::uint64_t send_sleeps = 0;     // times a sender went to sleep
-  std::uint64_t receive_sleeps = 0;  // times a receiver went to sleep
-  std::uint64_t send_wakes = 0;      // futex wakes issued for sleeping senders
-  std::uint64_t receive_wakes = 0;   // futex wakes issued for sleeping receivers
-};
-
-namespace detail {
-
-struct ChannelConfig {
-  std::uint32_t topology;
-  std::uint32_t reserved;
-  std::uint64_t capacity;
-  std::uint64_t max_message_size;
-  std::int64_t spin_ns;
-  std::byte pad[kFalseSharing - 32];
-};
-static_assert(sizeof(ChannelConfig) == kFalseSharing);
-
-// What the template tells the untyped channel code about T.
-struct MessageType {
-  std::uint64_t fingerprint;
-  std::string_view name;
-  std::size_t fixed_size;  // 0 if variable
-};
-
-// The untyped part of Channel<T>: the segment, the ring and the role claims.
-class ChannelBase {
- public:
-  ChannelBase() = default;
-  ChannelBase(ChannelBase&& other) noexcept { swap(other); }
-  ChannelBase& operator=(ChannelBase&& other) noexcept {
-    ChannelBase tmp(std::move(other));
-    swap(tmp);
-    return *this;
-  }
-  ~ChannelBase();
-
-  static ChannelBase create(std::string_view name, const ChannelOptions& options,
-                            const MessageType& type);
-  static ChannelBase open(std::string_view name, const MessageType& type);
-  static ChannelBase open_or_create(std::string_view name, const ChannelOptions& options,
-                                    const MessageType& type);
-  static bool remove(std::string_view name);
-
-  std::string_view name() const noexcept { return seg_.name(); }
-  Topology topology() const noexcept { return topology_; }
-  std::size_t capacity() const noexcept { return config().capacity; }
-  std::size_t max_message_size() const noexcept { return max_size_; }
-  std::chrono::nanoseconds spin() const noexcept { return spin_; }
-  void set_spin(std::chrono::nanoseconds spin) noexcept { spin_ = spin; }
-  ChannelStats stats() const noexcept;
-  std::size_t size_approx() const noexcept;
-  void close() noexcept { common().close(); }
-  bool closed() const noexcept { return common().is_closed(); }
-
-  // `write(dst, room)` encodes into dst (room bytes) and returns the size
-  // of the encoding; more than `room` means it did not fit, and the claim is
-  // abandoned before errc::too_large is thrown.
-  template <class Write>
-  Poll try_send_bytes(std::uint32_t room, Write& write) {
-    if (SLEET_UNLIKELY(common().is_closed())) return Poll::closed;
-    std::size_t n;
-    if (topology_ == Topology::spsc) {
-      if (SLEET_UNLIKELY(producer_pid_ != current_pid())) claim_producer();
-      std::byte* dst = spsc_.try_claim(room);
-      if (dst == nullptr) return Poll::empty;
-      n = write(dst, room);
-      if (SLEET_LIKELY(n <= room)) {
-        spsc_.commit(static_cast<std::uint32_t>(n));
-        return Poll::ready;
-      }
-      // An uncommitted spsc claim is simply never published.
-    } else {
-      const auto cl = mpmc_.try_claim();
-      if (!cl) return Poll::empty;
-      n = write(cl.data(), room);
-      if (SLEET_LIKELY(n <= room)) {
-        mpmc_.commit(cl, static_cast<std::uint32_t>(n));
-        return Poll::ready;
-      }
-      mpmc_.commit(cl, MpmcRing::kSkip);  // consumers wait for every ticket
-    }
-    throw_too_large(n);
-  }
-
-  // `read(data, size)` decodes a record. The record is consumed even if
-  // `read` throws, so a bad record never blocks the ones behind it.
-  template <class Read>
-  Poll try_receive_bytes(Read& read) {
-    if (topology_ == Topology::spsc) {
-      if (SLEET_UNLIKELY(consumer_pid_ != current_pid())) claim_consumer();
-      SpscRing::Record r;
-      if (!spsc_.try_peek(r)) {
-        if (!common().is_closed()) return Poll::empty;
-        if (!spsc_.try_peek(r)) return Poll::closed;  // else: sent before close
-      }
-      struct Consume {
-        SpscRing& ring;
-        const SpscRing::Record& rec;
-        ~Consume() { ring.consume(rec); }
-      } guard{spsc_, r};
-      read(r.data, r.size);
-    } else {
-      auto t = mpmc_.try_take();
-      if (!t) {
-        if (!common().is_closed()) return Poll::empty;
-        t = mpmc_.try_take();  // sent before close
-        if (!t) return Poll::closed;
-      }
-      struct Consume {
-        MpmcRing& ring;
-        const MpmcRing::Take& take;
-        ~Consume() { ring.consume(take); }
-      } guard{mpmc_, t};
-      read(t.data(), t.size());
-    }
-    return Poll::ready;
-  }
-
-  // Blocking forms: Poll::empty means the deadline passed.
-  template <class Write>
-  Poll send_bytes_until(std::uint32_t room, Write& write, Deadline deadline) {
-    Poll p = try_send_bytes(room, write);
-    if (SLEET_LIKELY(p != Poll::empty)) return p;
-    common().times_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats only
-    return block_on(
-        common().space_ec, [&] { return try_send_bytes(room, write); }, spin_, deadline,
-        common().send_sleeps);
-  }
-  template <class Read>
-  Poll receive_bytes_until(Read& read, Deadline deadline) {
-    Poll p = try_receive_bytes(read);
-    if (SLEET_LIKELY(p != Poll::empty)) return p;
-    return block_on(
-        common().data_ec, [&] { return try_receive_bytes(read); }, spin_, deadline,
-        common().receive_sleeps);
-  }
-
-  [[noreturn]] void throw_closed() const;
-  [[noreturn]] void throw_too_large(std::size_t size) const;
-
-  // White-box access for tests and benchmarks.
-  SpscRing& spsc_ring() noexcept { return spsc_; }
-  MpmcRing& mpmc_ring() noexcept { return mpmc_; }
-  const Segment& segment() const noexcept { return seg_; }
-
- private:
-  explicit ChannelBase(Segment seg);
-  void swap(ChannelBase& other) noexcept;
-  const ChannelConfig& config() const noexcept {
-    return *reinterpret_cast<const ChannelConfig*>(seg_.object());
-  }
-  RingCommon& common() const noexcept {
-    return topology_ == Topology::spsc ? spsc_.common() : mpmc_.common();
-  }
-  void claim_producer();
-  void claim_consumer();
-  void claim(std::atomic<std::uint64_t>& owner, const char* role, int& held_pid);
-  void release_claims() noexcept;
-
-  Segment seg_;
-  Topology topology_ = Topology::mpmc;
-  std::uint32_t max_size_ = 0;
-  std::chrono::nanoseconds spin_{0};
-  SpscRing spsc_;
-  MpmcRing mpmc_;
-  std::uint64_t serial_ = 0;  // this object's id within its process
-  int producer_pid_ = 0;      // pid under which this object holds the spsc producer role
-  int consumer_pid_ = 0;      // same, consumer role
-};
-
-}  // namespace detail
+template <class T>
+class Pipe;
 
 template <class T>
 class Channel {
@@ -256,6 +74,20 @@ class Channel {
   using value_type = T;
 
   Channel() = default;
+  Channel(Channel&& other) noexcept
+      : base_(std::move(other.base_)),
+        mode_(other.mode_.load(std::memory_order_relaxed)),
+        dispatcher_(std::move(other.dispatcher_)) {}
+  Channel& operator=(Channel&& other) noexcept {
+    if (this != &other) {
+      dispatcher_.reset();  // stop ours before taking theirs
+      base_ = std::move(other.base_);
+      mode_.store(other.mode_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      dispatcher_ = std::move(other.dispatcher_);
+    }
+    return *this;
+  }
+  ~Channel() = default;  // the dispatcher (if any) stops and joins first
 
   static Channel create(std::string_view name, const ChannelOptions& options = {}) {
     return Channel(detail::ChannelBase::create(name, options, type()));
@@ -267,22 +99,27 @@ class Channel {
     return Channel(detail::ChannelBase::open_or_create(name, options, type()));
   }
   static bool remove(std::string_view name) { return detail::ChannelBase::remove(name); }
+  static detail::MessageType type() noexcept {
+    return {detail::fingerprint<T>(C::name), detail::type_name<T>(), C::fixed_size};
+  }
 
-  // Blocks while the ring is full. Throws errc::closed.
+  // ---- sending ----
+
+  // Blocks while the ring is full. Throws errc::closed, errc::too_large.
   void send(const T& value) {
     auto w = writer(value);
     if (base_.send_bytes_until(room(), w, detail::kForever) == detail::Poll::closed) {
       base_.throw_closed();
     }
   }
-  // False if the ring is full. Throws errc::closed.
+  // False if the ring is full. Throws errc::closed, errc::too_large.
   [[nodiscard]] bool try_send(const T& value) {
     auto w = writer(value);
     const detail::Poll p = base_.try_send_bytes(room(), w);
     if (SLEET_UNLIKELY(p == detail::Poll::closed)) base_.throw_closed();
     return p == detail::Poll::ready;
   }
-  // False if the ring stayed full for `timeout`. Throws errc::closed.
+  // False if the ring stayed full for `timeout`.
   [[nodiscard]] bool send_for(const T& value, std::chrono::nanoseconds timeout) {
     auto w = writer(value);
     const detail::Poll p = base_.send_bytes_until(room(), w, detail::deadline_after(timeout));
@@ -290,8 +127,12 @@ class Channel {
     return p == detail::Poll::ready;
   }
 
-  // Blocks while the ring is empty. Throws errc::closed once closed and drained.
+  // ---- active receiving ----
+
+  // Blocks while the ring is empty. Throws errc::closed once closed and
+  // drained, errc::decode_failed, errc::wrong_mode in passive mode.
   T receive() {
+    enter_active();
     T out{};
     auto r = reader(out);
     if (base_.receive_bytes_until(r, detail::kForever) == detail::Poll::closed) {
@@ -300,6 +141,7 @@ class Channel {
     return out;
   }
   [[nodiscard]] std::optional<T> try_receive() {
+    enter_active();
     T out{};
     auto r = reader(out);
     const detail::Poll p = base_.try_receive_bytes(r);
@@ -308,6 +150,7 @@ class Channel {
     return out;
   }
   [[nodiscard]] std::optional<T> receive_for(std::chrono::nanoseconds timeout) {
+    enter_active();
     T out{};
     auto r = reader(out);
     const detail::Poll p = base_.receive_bytes_until(r, detail::deadline_after(timeout));
@@ -316,8 +159,66 @@ class Channel {
     return out;
   }
 
-  // Marks the channel closed for every process and wakes all sleepers.
-  void close() noexcept { base_.close(); }
+  // Range-for: receives until the channel is closed and drained.
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Channel* ch) : ch_(ch) { next(); }
+    const T& operator*() const { return *current_; }
+    const T* operator->() const { return &*current_; }
+    iterator& operator++() {
+      next();
+      return *this;
+    }
+    void operator++(int) { next(); }
+    bool operator==(std::default_sentinel_t) const { return !current_.has_value(); }
+
+   private:
+    void next() {
+      try {
+        current_ = ch_->receive();
+      } catch (const Error& e) {
+        if (e.code() != errc::closed) throw;
+        current_.reset();
+      }
+    }
+    Channel* ch_ = nullptr;
+    std::optional<T> current_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  // ---- passive receiving ----
+
+  // Offers every message to `handler` if `filter(message)` is true. The
+  // first call starts this object's dispatcher thread. Throws
+  // errc::wrong_mode if this object receives actively.
+  template <class Handler, class Filter = AcceptAll>
+  void on_receive(Handler handler, Filter filter = {}) {
+    enter_passive();
+    dispatcher().add(typename detail::Dispatcher<T>::Handler(std::move(handler)),
+                     typename detail::Dispatcher<T>::Filter(std::move(filter)));
+  }
+  // Where exceptions from handlers, filters and undecodable records go
+  // (default: one line on stderr naming the channel).
+  void on_error(ErrorHandler handler) {
+    enter_passive();
+    dispatcher().set_error_handler(std::move(handler));
+  }
+  // Messages the dispatcher took that no filter accepted.
+  std::uint64_t unhandled() const noexcept { return dispatcher_ ? dispatcher_->unhandled() : 0; }
+
+  // ---- both ----
+
+  // Marks the channel closed for every process and wakes all sleepers; in
+  // passive mode, waits until the dispatcher has drained the channel.
+  void close() noexcept {
+    base_.close();
+    if (dispatcher_) dispatcher_->join();
+  }
   bool closed() const noexcept { return base_.closed(); }
 
   std::string_view name() const noexcept { return base_.name(); }
@@ -327,29 +228,52 @@ class Channel {
   std::size_t size_approx() const noexcept { return base_.size_approx(); }
   ChannelStats stats() const noexcept { return base_.stats(); }
   std::chrono::nanoseconds spin() const noexcept { return base_.spin(); }
-  // Busy-wait budget of this object's blocking calls (the segment keeps the default).
+  // Busy-wait budget of this object's blocking calls (the segment keeps the
+  // default). Set it before on_receive() for the dispatcher to use it.
   void set_spin(std::chrono::nanoseconds spin) noexcept { base_.set_spin(spin); }
 
   detail::ChannelBase& base() noexcept { return base_; }  // white-box tests, benchmarks
 
  private:
+  friend class Pipe<T>;
+  enum Mode : std::uint8_t { kNone, kActive, kPassive };
+
   explicit Channel(detail::ChannelBase base) : base_(std::move(base)) {}
 
-  static detail::MessageType type() noexcept {
-    return {detail::fingerprint<T>(C::name), detail::type_name<T>(), C::fixed_size};
-  }
   std::uint32_t room() const noexcept {
     return C::fixed_size ? static_cast<std::uint32_t>(C::fixed_size)
                          : static_cast<std::uint32_t>(base_.max_message_size());
   }
-  auto writer(const T& value) {
+  static auto writer(const T& value) {
     return [&value](std::byte* dst, std::size_t space) { return C::encode(value, dst, space); };
   }
   static auto reader(T& out) {
     return [&out](const std::byte* src, std::size_t size) { C::decode(src, size, out); };
   }
+  void enter_active() {
+    // relaxed: the mode is this object's own state; the CAS only keeps two
+    // threads of one process from choosing different modes at once.
+    std::uint8_t m = mode_.load(std::memory_order_relaxed);
+    if (SLEET_LIKELY(m == kActive)) return;
+    if (m == kNone && mode_.compare_exchange_strong(m, kActive, std::memory_order_relaxed)) return;
+    if (m == kActive) return;
+    base_.throw_wrong_mode("receive() on a channel object in passive mode (on_receive)");
+  }
+  void enter_passive() {
+    std::uint8_t m = mode_.load(std::memory_order_relaxed);  // relaxed: as in enter_active()
+    if (m == kPassive) return;
+    if (m == kNone && mode_.compare_exchange_strong(m, kPassive, std::memory_order_relaxed)) return;
+    if (m == kPassive) return;
+    base_.throw_wrong_mode("on_receive() on a channel object that receives actively");
+  }
+  detail::Dispatcher<T>& dispatcher() {
+    if (!dispatcher_) dispatcher_ = std::make_unique<detail::Dispatcher<T>>(base_.share());
+    return *dispatcher_;
+  }
 
   detail::ChannelBase base_;
+  std::atomic<std::uint8_t> mode_{kNone};
+  std::unique_ptr<detail::Dispatcher<T>> dispatcher_;
 };
 
 }  // namespace sleet

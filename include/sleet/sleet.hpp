@@ -4,3 +4,5 @@
 #include "sleet/channel.hpp"
 #include "sleet/codec.hpp"
 #include "sleet/error.hpp"
+#include "sleet/pipe.hpp"
+#include "sleet/registry.hpp"

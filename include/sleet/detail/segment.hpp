@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -138,6 +139,10 @@ class Segment {
   // message of a type mismatch).
   static Segment open(std::string_view name, SegmentKind kind, std::uint64_t fingerprint,
                       std::string_view type_name);
+  // Another handle on the same mapping (the mapping lives until the last
+  // handle is gone); used by objects that need a second view, e.g. the
+  // dispatcher thread of a passive channel.
+  Segment share() const;
   // Removes the name; processes that have it mapped keep their mapping.
   // Returns false if there was nothing to remove.
   static bool remove(std::string_view name);
@@ -155,6 +160,7 @@ class Segment {
   void register_user() noexcept;
 
   std::string name_;
+  std::shared_ptr<void> mapping_;  // munmaps when the last handle goes
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
   int user_slot_ = -1;

@@ -1,0 +1,182 @@
+// sleet/detail/dispatcher.hpp — the thread behind a channel's passive mode.
+//
+// The first on_receive() of a Channel object starts one Dispatcher. It
+// receives on its own view of the channel (ChannelBase::share(), so it holds
+// the spsc receiver role by itself) and offers every message to each
+// registered handler whose filter accepts it, in registration order.
+//
+// Invariants
+// - Handlers may be added while the thread runs: the list is copied on
+//   write and published under `mutex_`; the thread takes a new snapshot when
+//   `version_` moved, so the hot loop takes no lock.
+// - An exception from a filter, a handler, or a record that does not decode
+//   goes to the error handler (default: one line on stderr naming the
+//   channel) and the loop goes on.
+// - Every message the thread takes is either offered to the handlers or
+//   counted in `unhandled` (no filter accepted it). stop() lets the message
+//   in hand finish, then ends the loop; a closed channel is drained first.
+//
+// Synchronization
+// - `stop_` is stored with release before the receivers' eventcount is
+//   bumped; the thread's acquire load sees it on its next attempt.
+// - `version_` is bumped with release after the new list is in place; the
+//   thread's acquire load pairs with it (and takes the mutex to copy the
+//   shared_ptr anyway).
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "sleet/codec.hpp"
+#include "sleet/detail/channel_base.hpp"
+
+namespace sleet {
+
+// Called with the exception a handler, a filter or a decode threw.
+using ErrorHandler = std::function<void(std::exception_ptr)>;
+
+struct AcceptAll {
+  template <class T>
+  constexpr bool operator()(const T&) const noexcept {
+    return true;
+  }
+};
+
+namespace detail {
+
+template <class T>
+class Dispatcher {
+ public:
+  using Handler = std::function<void(const T&)>;
+  using Filter = std::function<bool(const T&)>;
+
+  explicit Dispatcher(ChannelBase base) : base_(std::move(base)) {}
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+  ~Dispatcher() { stop(); }
+
+  void add(Handler handler, Filter filter) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto next = std::make_shared<Entries>(*entries_);
+      next->push_back({std::move(handler), std::move(filter)});
+      entries_ = std::move(next);
+      // release: the new list is in place before the thread sees the bump.
+      version_.fetch_add(1, std::memory_order_release);
+    }
+    std::call_once(started_, [this] { thread_ = std::thread([this] { run(); }); });
+  }
+
+  void set_error_handler(ErrorHandler handler) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::move(handler);
+    version_.fetch_add(1, std::memory_order_release);  // release: as in add()
+  }
+
+  // Ends the loop after the message in hand and joins the thread.
+  void stop() noexcept {
+    // release: pairs with the acquire in the thread's stop check.
+    stop_.store(true, std::memory_order_release);
+    base_.wake_receivers();
+    join();
+  }
+  // Waits until the thread has drained a closed channel.
+  void join() noexcept {
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  }
+
+  std::uint64_t unhandled() const noexcept {
+    return unhandled_.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+  std::uint64_t dispatched() const noexcept {
+    return dispatched_.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+
+ private:
+  struct Entry {
+    Handler handler;
+    Filter filter;
+  };
+  using Entries = std::vector<Entry>;
+
+  void run() noexcept {
+    std::shared_ptr<const Entries> entries;
+    ErrorHandler on_error;
+    std::uint64_t seen_version = ~std::uint64_t{0};
+    T value{};
+    auto read = [&value](const std::byte* p, std::size_t n) { Codec<T>::decode(p, n, value); };
+    // acquire: pairs with the release in stop().
+    auto stopping = [this] { return stop_.load(std::memory_order_acquire); };
+    while (!stopping()) {
+      Poll p;
+      try {
+        p = base_.receive_bytes_until(read, kForever, stopping);
+      } catch (...) {
+        report(on_error, std::current_exception());
+        continue;
+      }
+      if (p != Poll::ready) break;  // closed and drained, or stopping
+      // acquire: pairs with the release bump in add()/set_error_handler().
+      const std::uint64_t v = version_.load(std::memory_order_acquire);
+      if (v != seen_version) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        entries = entries_;
+        on_error = error_;
+        seen_version = v;
+      }
+      bool accepted = false;
+      for (const Entry& e : *entries) {
+        try {
+          if (!e.filter(value)) continue;
+          accepted = true;
+          e.handler(value);
+        } catch (...) {
+          report(on_error, std::current_exception());
+        }
+      }
+      // relaxed (both): statistics.
+      if (accepted) {
+        dispatched_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        unhandled_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void report(const ErrorHandler& on_error, std::exception_ptr e) const noexcept {
+    try {
+      if (on_error) {
+        on_error(e);
+        return;
+      }
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::fprintf(stderr, "sleet: %s: passive handler failed: %s\n", base_.label().c_str(),
+                   ex.what());
+    } catch (...) {
+      std::fprintf(stderr, "sleet: %s: passive handler failed: unknown exception\n",
+                   base_.label().c_str());
+    }
+  }
+
+  ChannelBase base_;
+  std::mutex mutex_;
+  std::shared_ptr<const Entries> entries_ = std::make_shared<Entries>();
+  ErrorHandler error_;
+  std::atomic<std::uint64_t> version_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> unhandled_{0};
+  std::atomic<std::uint64_t> dispatched_{0};
+  std::once_flag started_;
+  std::thread thread_;
+};
+
+}  // namespace detail
+}  // namespace sleet

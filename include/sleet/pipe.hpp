@@ -1,0 +1,103 @@
+// sleet/pipe.hpp — Pipe<T>: two connected ends; each sends to and receives
+// from the other, like multiprocessing.Pipe(duplex=True).
+//
+//   auto [a, b] = sleet::Pipe<Msg>::create("calc");   // or, in another process:
+//   auto b = sleet::Pipe<Msg>::open("calc", sleet::End::b);
+//   a.send(request);  Msg reply = a.receive();
+//
+// One segment of kind `pipe` holds two spsc channels (channel_base.hpp):
+//
+//   +0           channel a->b   (config, SpscControl, array)
+//   +bytes(a->b) channel b->a
+//
+// An end sends on one and receives on the other, with the whole Channel
+// family: send/try_send/send_for, receive/try_receive/receive_for, range-for,
+// on_receive (passive mode), close. Each direction is spsc, so each end may
+// be used by one process at a time (a second one gets errc::busy).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "sleet/channel.hpp"
+
+namespace sleet {
+
+enum class End { a, b };
+
+namespace detail {
+// Creates the pipe segment; returns views of a->b and b->a.
+std::pair<ChannelBase, ChannelBase> create_pipe(std::string_view name,
+                                                const ChannelOptions& options,
+                                                const MessageType& type);
+std::pair<ChannelBase, ChannelBase> open_pipe(std::string_view name, const MessageType& type);
+}  // namespace detail
+
+template <class T>
+class Pipe {
+ public:
+  Pipe() = default;
+
+  // Creates the pipe and returns its two ends (a, b). Options apply to both
+  // directions; the topology is always spsc.
+  static std::pair<Pipe, Pipe> create(std::string_view name, const ChannelOptions& options = {}) {
+    auto [ab, ba] = detail::create_pipe(name, options, Channel<T>::type());
+    detail::ChannelBase ab2 = ab.share();
+    detail::ChannelBase ba2 = ba.share();
+    return {Pipe(End::a, std::move(ab), std::move(ba)), Pipe(End::b, std::move(ba2), std::move(ab2))};
+  }
+  // Attaches one end of an existing pipe.
+  static Pipe open(std::string_view name, End end) {
+    auto [ab, ba] = detail::open_pipe(name, Channel<T>::type());
+    return end == End::a ? Pipe(End::a, std::move(ab), std::move(ba))
+                         : Pipe(End::b, std::move(ba), std::move(ab));
+  }
+  static bool remove(std::string_view name) { return detail::ChannelBase::remove(name); }
+
+  void send(const T& v) { tx_.send(v); }
+  [[nodiscard]] bool try_send(const T& v) { return tx_.try_send(v); }
+  [[nodiscard]] bool send_for(const T& v, std::chrono::nanoseconds t) { return tx_.send_for(v, t); }
+
+  T receive() { return rx_.receive(); }
+  [[nodiscard]] std::optional<T> try_receive() { return rx_.try_receive(); }
+  [[nodiscard]] std::optional<T> receive_for(std::chrono::nanoseconds t) {
+    return rx_.receive_for(t);
+  }
+  auto begin() { return rx_.begin(); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  template <class Handler, class Filter = AcceptAll>
+  void on_receive(Handler handler, Filter filter = {}) {
+    rx_.on_receive(std::move(handler), std::move(filter));
+  }
+  void on_error(ErrorHandler handler) { rx_.on_error(std::move(handler)); }
+  std::uint64_t unhandled() const noexcept { return rx_.unhandled(); }
+
+  // Closes both directions for both ends.
+  void close() noexcept {
+    tx_.close();
+    rx_.close();
+  }
+  bool closed() const noexcept { return tx_.closed() && rx_.closed(); }
+
+  End which() const noexcept { return end_; }
+  std::string_view name() const noexcept { return tx_.name(); }
+  ChannelStats send_stats() const noexcept { return tx_.stats(); }
+  ChannelStats receive_stats() const noexcept { return rx_.stats(); }
+  void set_spin(std::chrono::nanoseconds spin) noexcept {
+    tx_.set_spin(spin);
+    rx_.set_spin(spin);
+  }
+
+ private:
+  Pipe(End end, detail::ChannelBase tx, detail::ChannelBase rx)
+      : end_(end), tx_(std::move(tx)), rx_(std::move(rx)) {}
+
+  End end_ = End::a;
+  Channel<T> tx_;
+  Channel<T> rx_;
+};
+
+}  // namespace sleet

@@ -1,0 +1,74 @@
+// Runs the programs under examples/ as a user would and checks their output.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <string>
+
+#ifdef SLEET_EXAMPLES_DIR
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+Run run(const std::string& command_line) {
+  Run r;
+  const std::string cmd = std::string(SLEET_EXAMPLES_DIR) + "/" + command_line + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::size_t count(const std::string& text, const std::string& line) {
+  std::size_t n = 0;
+  for (std::size_t pos = text.find(line); pos != std::string::npos; pos = text.find(line, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("host channel example: passive and active receive in a child", "[ipc][examples]") {
+  const Run r = run("host_channels 5 4");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(count(r.out, "Passive receive: I am liteyuki main process passive\n") == 4);
+  CHECK(count(r.out, "Active receive: I am liteyuki main process active\n") == 4);
+}
+
+TEST_CASE("pipe example: every ping is answered", "[ipc][examples]") {
+  const Run r = run("pipe_example 7");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  for (int i = 1; i <= 7; ++i) {
+    CHECK(count(r.out, "sent ping " + std::to_string(i) + ", got pong " + std::to_string(i) +
+                           "\n") == 1);
+  }
+  CHECK(count(r.out, "7 of 7 answered") == 1);
+}
+
+TEST_CASE("queue example: ten producer processes, parent gets all ten", "[ipc][examples]") {
+  const Run r = run("queue_example 10");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(count(r.out, "received: 0 1 2 3 4 5 6 7 8 9\n") == 1);
+}
+
+TEST_CASE("cross-process demo streams every message in order", "[ipc][examples]") {
+  const Run r = run("demo 100000");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(count(r.out, "child says total 95.00") == 1);
+  CHECK(count(r.out, "child got 100000 in order") == 1);
+}
+
+#endif
