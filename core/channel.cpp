@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
 
 #include "sleet/detail/type_name.hpp"
 #include "system.hpp"
@@ -225,7 +226,7 @@ void ChannelBase::claim(std::atomic<std::uint64_t>& owner, const char* role, int
       const int holder = token_pid(cur);
       throw_error(errc::busy, label_,
                   std::string("spsc channel already has a live ") + role + " (" +
-                      (holder == me ? std::string("another object in this process")
+                      (holder == me ? std::string("another Channel object in this process")
                                     : "pid " + std::to_string(holder)) +
                       ")");
     }
@@ -260,6 +261,37 @@ void ChannelBase::release_claims() noexcept {
   };
   drop(spsc_.control().producer, producer_pid_);
   drop(spsc_.control().consumer, consumer_pid_);
+}
+
+void ChannelBase::close() noexcept {
+  RingCommon& c = common();
+  if (topology_ == Topology::mpmc) mpmc_.close_tickets();  // later claims fail
+  if (c.closed.load(std::memory_order_acquire) == kOpen) {  // acquire: see the essay
+    // release: pairs with refuses_sends() (acquire).
+    c.closed.store(kClosing, std::memory_order_release);
+  }
+  heavy_fence();            // pairs with the sender's light_fence() after in_send = 1
+  c.space_ec.notify_slow();  // senders asleep on a full ring wake up and see kClosing
+  if (topology_ == Topology::spsc) {
+    // A send that missed kClosing is still publishing: wait for it, unless
+    // its process died (then nothing more will be published).
+    auto& in_send = spsc_.control().in_send;
+    // acquire: pairs with the release in the sender's InSend destructor.
+    for (unsigned i = 0; in_send.load(std::memory_order_acquire) != 0; ++i) {
+      if ((i & 255) == 255) {
+        // relaxed: we only need the holder's pid.
+        const auto holder = spsc_.control().producer.load(std::memory_order_relaxed);
+        if (!pid_alive(token_pid(holder))) break;
+      }
+      std::this_thread::yield();
+    }
+  }
+  // release: everything published by sends that did not refuse is visible
+  // to a receiver that sees kClosed; pairs with is_closed() (acquire).
+  c.closed.store(kClosed, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // close is rare: take the full fence
+  c.data_ec.notify_slow();
+  c.space_ec.notify_slow();
 }
 
 ChannelStats ChannelBase::stats() const noexcept {

@@ -116,8 +116,10 @@ class Channel {
   [[nodiscard]] bool try_send(const T& value) {
     auto w = writer(value);
     const detail::Poll p = base_.try_send_bytes(room(), w);
-    if (SLEET_UNLIKELY(p == detail::Poll::closed)) base_.throw_closed();
-    return p == detail::Poll::ready;
+    if (SLEET_LIKELY(p == detail::Poll::ready)) return true;
+    if (p == detail::Poll::closed) base_.throw_closed();
+    base_.count_full();
+    return false;
   }
   // False if the ring stayed full for `timeout`.
   [[nodiscard]] bool send_for(const T& value, std::chrono::nanoseconds timeout) {

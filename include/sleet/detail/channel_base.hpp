@@ -125,8 +125,10 @@ class ChannelBase {
   void set_spin(std::chrono::nanoseconds spin) noexcept { spin_ = spin; }
   ChannelStats stats() const noexcept;
   std::size_t size_approx() const noexcept;
-  void close() noexcept { common().close(); }
-  bool closed() const noexcept { return common().is_closed(); }
+  // Two-phase close (ring_common.hpp): refuse new sends, wait until no
+  // send is mid-publish, then let receivers report closed once drained.
+  void close() noexcept;
+  bool closed() const noexcept { return common().refuses_sends(); }
   // Wakes every receiver sleeping on this channel (they re-check and, if
   // nothing changed, sleep again); used to stop a dispatcher thread.
   void wake_receivers() noexcept { common().data_ec.notify_slow(); }
@@ -137,10 +139,24 @@ class ChannelBase {
   // is abandoned too and the exception passes on.
   template <class Write>
   Poll try_send_bytes(std::uint32_t room, Write& write) {
-    if (SLEET_UNLIKELY(common().is_closed())) return Poll::closed;
     std::size_t n;
     if (topology_ == Topology::spsc) {
-      if (SLEET_UNLIKELY(producer_pid_ != current_pid())) claim_producer();
+      if (SLEET_UNLIKELY(producer_pid_ != current_pid())) {
+        if (common().refuses_sends()) return Poll::closed;  // before asking for the role
+        claim_producer();
+      }
+      // in_send brackets the closed check and the publish, so close() can
+      // wait for a send that passed the check (ring_common.hpp).
+      struct InSend {
+        std::atomic<std::uint32_t>& flag;
+        explicit InSend(std::atomic<std::uint32_t>& f) : flag(f) {
+          flag.store(1, std::memory_order_relaxed);  // relaxed: ordered by the fence below
+          light_fence();  // pairs with heavy_fence() in close(): Dekker on in_send/closed
+        }
+        // release: the publish is visible to close() once it sees 0.
+        ~InSend() { flag.store(0, std::memory_order_release); }
+      } in_send{spsc_.control().in_send};
+      if (SLEET_UNLIKELY(common().refuses_sends())) return Poll::closed;
       std::byte* dst = spsc_.try_claim(room);
       if (dst == nullptr) return Poll::empty;
       n = write(dst, room);  // an spsc claim that is never committed is never published
@@ -150,7 +166,7 @@ class ChannelBase {
       }
     } else {
       const auto cl = mpmc_.try_claim();
-      if (!cl) return Poll::empty;
+      if (!cl) return cl.closed ? Poll::closed : Poll::empty;
       struct Abandon {  // consumers wait for every ticket: an mpmc claim must be committed
         MpmcRing& ring;
         const MpmcRing::Claim& claim;
@@ -178,7 +194,7 @@ class ChannelBase {
       if (SLEET_UNLIKELY(consumer_pid_ != current_pid())) claim_consumer();
       SpscRing::Record r;
       if (!spsc_.try_peek(r)) {
-        if (!common().is_closed()) return Poll::empty;
+        if (SLEET_LIKELY(!common().is_closed())) return Poll::empty;
         if (!spsc_.try_peek(r)) return Poll::closed;  // else: sent before close
       }
       struct Consume {
@@ -190,9 +206,9 @@ class ChannelBase {
     } else {
       auto t = mpmc_.try_take();
       if (!t) {
-        if (!common().is_closed()) return Poll::empty;
+        if (SLEET_LIKELY(!common().is_closed())) return Poll::empty;
         t = mpmc_.try_take();  // sent before close
-        if (!t) return Poll::closed;
+        if (!t) return mpmc_.drained() ? Poll::closed : Poll::empty;
       }
       struct Consume {
         MpmcRing& ring;
@@ -204,12 +220,17 @@ class ChannelBase {
     return Poll::ready;
   }
 
+  // A send found the ring full (stats).
+  void count_full() noexcept {
+    common().times_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats only
+  }
+
   // Blocking forms: Poll::empty means the deadline passed.
   template <class Write>
   Poll send_bytes_until(std::uint32_t room, Write& write, Deadline deadline) {
     Poll p = try_send_bytes(room, write);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
-    common().times_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats only
+    count_full();
     return block_on(
         common().space_ec, [&] { return try_send_bytes(room, write); }, spin_, deadline,
         common().send_sleeps);

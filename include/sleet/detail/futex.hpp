@@ -107,22 +107,35 @@ Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Dea
       }
     }
   }
-  for (;;) {
-    // relaxed: ordered before the re-check by heavy_fence(); pairs with the
-    // publisher's load (4) in notify().
-    ec.waiters.fetch_add(1, std::memory_order_relaxed);                 // (1)
-    // acquire: if we read an epoch bumped by notify_slow() (release), we also
-    // see what the publisher published before it.
-    const std::uint32_t epoch = ec.epoch.load(std::memory_order_acquire);  // (2)
-    heavy_fence();
-    Poll p = try_op();
-    if (p == Poll::empty && Clock::now() < deadline) {
-      sleeps.fetch_add(1, std::memory_order_relaxed);  // stats only
-      futex_wait(&ec.epoch, epoch, deadline);
-      p = try_op();
+  // Announces a waiter for as long as it lives, even if try_op() throws:
+  // a count left behind would cost every later publish a futex_wake.
+  struct Announce {
+    EventCount& ec;
+    explicit Announce(EventCount& e) : ec(e) {
+      // relaxed: ordered before the re-check by heavy_fence(); pairs with the
+      // publisher's load (4) in notify().
+      ec.waiters.fetch_add(1, std::memory_order_relaxed);  // (1)
     }
-    // relaxed: a stale count only costs the publisher one spare wake.
-    ec.waiters.fetch_sub(1, std::memory_order_relaxed);
+    ~Announce() {
+      // relaxed: a stale count only costs the publisher one spare wake.
+      ec.waiters.fetch_sub(1, std::memory_order_relaxed);
+    }
+  };
+  for (;;) {
+    Poll p;
+    {
+      Announce announce(ec);
+      // acquire: if we read an epoch bumped by notify_slow() (release), we
+      // also see what the publisher published before it.
+      const std::uint32_t epoch = ec.epoch.load(std::memory_order_acquire);  // (2)
+      heavy_fence();
+      p = try_op();
+      if (p == Poll::empty && Clock::now() < deadline) {
+        sleeps.fetch_add(1, std::memory_order_relaxed);  // stats only
+        futex_wait(&ec.epoch, epoch, deadline);
+        p = try_op();
+      }
+    }
     if (p != Poll::empty) return p;
     if (Clock::now() >= deadline) return Poll::empty;
   }

@@ -8,7 +8,7 @@
 //   +-------------------+-------------------+------------------+
 //   |   seq (atomic)    |  payload length   |     reserved     |
 //   +-------------------+-------------------+------------------+
-//   |  payload ... (max_message_size, padded to 16 bytes)      |
+//   |  payload ... (max_message_size; the slot padded to 64)  |
 //   +----------------------------------------------------------+
 //
 // Slot i of lap L (ticket t = L * slots + i) is free for the producer of
@@ -25,6 +25,11 @@
 //   (4), which pairs with (1): the next lap's producer never overwrites bytes
 //   still being read.
 // - `enqueue_pos - dequeue_pos` is the fill; both only grow.
+//
+// Closing sets kClosedBit (bit 63) in enqueue_pos (one fetch_or): later
+// claims fail, and the value below the bit is the final ticket; consumers
+// drain up to it. Tickets therefore have 63 bits (2^63 messages: centuries
+// at a billion a second).
 //
 // A producer that dies between winning its ticket and (2) stalls consumers
 // at that slot; recovering from that is not implemented (see the issue notes).
@@ -63,11 +68,18 @@ class MpmcRing {
   // Payload length of a slot whose producer abandoned it (its message did
   // not fit): consumers free it and move on.
   static constexpr std::uint32_t kSkip = 0xFFFFFFFFu;
+  static constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 63;
 
+  // Whole cache lines per slot: neighbouring tickets belong to different
+  // producers and consumers, and sharing a line would make them fight over it.
   static constexpr std::uint64_t stride_for(std::uint64_t max_message_size) noexcept {
-    return sizeof(MpmcSlot) + round_up(max_message_size, 16);
+    return round_up(sizeof(MpmcSlot) + max_message_size, kCacheLine);
   }
-  static std::uint64_t slot_count(std::uint64_t capacity) noexcept { return next_pow2(capacity); }
+  // At least two: with one slot, "holds ticket t" (seq == t + 1) and "free
+  // for ticket t + 1" are the same state.
+  static std::uint64_t slot_count(std::uint64_t capacity) noexcept {
+    return capacity < 2 ? 2 : next_pow2(capacity);
+  }
   static constexpr std::uint64_t control_size() noexcept { return sizeof(MpmcControl); }
 
   // Creator only, before the segment is published. `start` is the first
@@ -102,18 +114,21 @@ class MpmcRing {
   struct Claim {
     MpmcSlot* slot = nullptr;
     std::uint64_t ticket = 0;
+    bool closed = false;  // no slot because the ring is closed (not full)
     std::byte* data() const noexcept { return slot->payload(); }
     explicit operator bool() const noexcept { return slot != nullptr; }
   };
 
   // ---- producers ----
 
-  // A free slot, or an empty Claim if the ring is full. A claim must be
-  // committed: consumers wait for it.
+  // A free slot, or an empty Claim if the ring is full or closed. A claim
+  // must be committed: consumers wait for it.
   [[nodiscard]] Claim try_claim() noexcept {
-    // relaxed: a hint; the CAS below decides.
+    // relaxed: a hint; the CAS below decides (and fails once the closed bit
+    // is set, since the bit is part of the value it compares).
     std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
     for (;;) {
+      if (SLEET_UNLIKELY(pos & kClosedBit)) return Claim{nullptr, 0, true};
       MpmcSlot* s = slot(pos);
       // acquire (1): pairs with the consumer's release (4) of the previous lap.
       const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
@@ -207,8 +222,25 @@ class MpmcRing {
   }
 
   // ---- anyone ----
+
+  // Makes every later claim fail; returns the final ticket.
+  std::uint64_t close_tickets() noexcept {
+    // acq_rel: the final ticket is ordered with the claims before it; pairs
+    // with the acquire in final_ticket().
+    return c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_acq_rel) & ~kClosedBit;
+  }
+  // After close_tickets(): true once every ticket below the final one has
+  // been taken by a consumer.
+  bool drained() const noexcept {
+    // acquire: pairs with close_tickets().
+    const std::uint64_t final_ticket =
+        c_->enqueue_pos.load(std::memory_order_acquire) & ~kClosedBit;
+    // relaxed: a consumer that took the last ticket has already seen its slot.
+    return c_->dequeue_pos.load(std::memory_order_relaxed) >= final_ticket;
+  }
   std::uint64_t sent_approx() const noexcept {
-    return c_->enqueue_pos.load(std::memory_order_relaxed);  // relaxed: a statistic
+    // relaxed: a statistic.
+    return c_->enqueue_pos.load(std::memory_order_relaxed) & ~kClosedBit;
   }
   std::uint64_t received_approx() const noexcept {
     return c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: a statistic

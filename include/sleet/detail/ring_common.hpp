@@ -6,10 +6,19 @@
 //   +256  space_ec  senders sleep here until space is released
 //   +384  counters written only on slow paths (full, sleeps)
 //
+// Closing is two-phase (ChannelBase::close()):
+//   kClosing  senders refuse from now on; a send already past its check may
+//             still be publishing;
+//   kClosed   every send that did not refuse has published (spsc: the
+//             sender's in_send word is clear; mpmc: tickets below the final
+//             one are claimed, and receivers drain up to it).
+// Receivers report errc::closed only in kClosed, once they find nothing
+// more, so a send that returned normally is never stranded.
+//
 // Synchronization
 // `closed` is stored with release by close() and loaded with acquire by the
-// operations that report errc::closed, so everything sent before close() is
-// visible to a receiver that has seen the flag.
+// checks below, so everything published before a phase is visible to whoever
+// sees that phase.
 #pragma once
 
 #include <atomic>
@@ -21,24 +30,27 @@
 
 namespace sleet::detail {
 
+inline constexpr std::uint32_t kOpen = 0;
+inline constexpr std::uint32_t kClosing = 1;
+inline constexpr std::uint32_t kClosed = 2;
+
 struct RingCommon {
-  alignas(kFalseSharing) std::atomic<std::uint32_t> closed{0};
+  alignas(kFalseSharing) std::atomic<std::uint32_t> closed{kOpen};
   alignas(kFalseSharing) EventCount data_ec;   // receivers wait for data
   alignas(kFalseSharing) EventCount space_ec;  // senders wait for space
   alignas(kFalseSharing) std::atomic<std::uint64_t> times_full{0};
   std::atomic<std::uint64_t> send_sleeps{0};
   std::atomic<std::uint64_t> receive_sleeps{0};
 
-  bool is_closed() const noexcept {
-    // acquire: pairs with the release in close(); see the essay above.
-    return closed.load(std::memory_order_acquire) != 0;
+  // Senders: has close() begun?
+  bool refuses_sends() const noexcept {
+    // acquire: pairs with the release stores in ChannelBase::close().
+    return closed.load(std::memory_order_acquire) != kOpen;
   }
-  void close() noexcept {
-    // release: pairs with the acquire in is_closed().
-    closed.store(1, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // close is rare: take the full fence
-    data_ec.notify_slow();
-    space_ec.notify_slow();
+  // Receivers: has close() finished, so that empty means drained?
+  bool is_closed() const noexcept {
+    // acquire: pairs with the release of kClosed in ChannelBase::close().
+    return closed.load(std::memory_order_acquire) == kClosed;
   }
 };
 static_assert(sizeof(RingCommon) == 4 * kFalseSharing);

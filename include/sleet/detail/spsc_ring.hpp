@@ -6,32 +6,50 @@
 //
 //   0                   32                  64
 //   +-------------------+-------------------+
-//   |  payload length   |  flags (1 = pad)  |
+//   |  payload length   |  flags: 1 data,   |   one 64-bit atomic word;
+//   |                   |         2 padding |   0 = nothing published here
 //   +-------------------+-------------------+
 //   |  payload ... (padded to 8 bytes)      |
 //   +---------------------------------------+
 //
 // A record never wraps: when it does not fit before the end of the array,
 // the producer writes a padding record over the rest and starts again at 0.
-// `tail` and `head` are 64-bit byte counters that only grow (they never
-// wrap in practice: 2^64 bytes); `index & (bytes - 1)` is the position.
+// `head` and the producer's `tail` are 64-bit byte counters that only grow;
+// `index & (bytes - 1)` is the position.
+//
+// Publishing by header. The header is written last, so a non-zero header is
+// the record's publication: the consumer polls the header word at `head`,
+// never the producer's index, and a small record costs it one cache line.
+// Before publishing a record the producer zeroes the header word just past
+// it (the next record's header), so the consumer can never take a previous
+// lap's bytes there for a header. A claim therefore needs 8 bytes beyond
+// its record.
+//
+// Batches: stage() writes a record but holds back the header of the first
+// record staged since the last publish(); publish() stores that header with
+// release, which makes the whole batch visible at once (the consumer cannot
+// pass a zero header).
 //
 // Invariants
-// - 0 <= tail - head <= bytes; [head, tail) holds published records.
+// - 0 <= tail - head <= bytes - 8; [head, tail) holds published records and
+//   the word at tail is zero (or a staged, unpublished header).
 // - The array holds at least two records of the largest size, so a claim of
 //   any allowed size succeeds once the ring is empty, padding included.
-// - Only the producer writes `tail` and the records; only the consumer
-//   writes `head`. Each side caches the other's index and reloads it only
-//   when the cached value says full (producer) or empty (consumer).
+// - Only the producer writes the array and `tail`; only the consumer writes
+//   `head`. The producer caches `head` and reloads it only when its cached
+//   value says full.
 //
 // Synchronization
-// - producer: writes records, then `tail.store(release)` (1); pairs with the
-//   consumer's `tail.load(acquire)` (2), so a record is complete before it
-//   is visible. Several records may be staged and published by one store.
-// - consumer: reads records, then `head.store(release)` (3); pairs with the
-//   producer's `head.load(acquire)` (4), so the producer never overwrites
-//   bytes that are still being read.
+// - producer: writes a batch, then header.store(release) (1); pairs with the
+//   consumer's header.load(acquire) (2), so a record is complete before it
+//   is visible.
+// - consumer: reads records, then head.store(release) (3); pairs with the
+//   producer's head.load(acquire) (4), so the producer never overwrites (or
+//   zeroes) bytes that are still being read.
 // - after (1) and (3) the side notifies the other's eventcount (futex.hpp).
+// - `tail`, `sent`, `received` are relaxed: statistics, and the starting
+//   point for a producer that takes over from a dead one (it walks forward
+//   over published headers from there).
 //
 // Roles: every member marked "producer only" must be called by one thread
 // at a time, the same for "consumer only". Channel enforces one process per
@@ -55,6 +73,7 @@ struct SpscControl {
   alignas(kFalseSharing) std::atomic<std::uint64_t> tail{0};
   std::atomic<std::uint64_t> sent{0};        // producer-only writer
   std::atomic<std::uint64_t> producer{0};    // owner token (pid << 32 | serial)
+  std::atomic<std::uint32_t> in_send{0};     // 1 while a send is past its closed check
   // Consumer line.
   alignas(kFalseSharing) std::atomic<std::uint64_t> head{0};
   std::atomic<std::uint64_t> received{0};    // consumer-only writer
@@ -66,7 +85,8 @@ static_assert(sizeof(SpscControl) % kFalseSharing == 0);
 
 class SpscRing {
  public:
-  static constexpr std::uint32_t kPad = 1;
+  static constexpr std::uint32_t kData = 1;
+  static constexpr std::uint32_t kPad = 2;
   static constexpr std::uint64_t kHeader = 8;
 
   static constexpr std::uint64_t record_size(std::uint64_t payload) noexcept {
@@ -75,14 +95,15 @@ class SpscRing {
   // Bytes of the array for `capacity` records of `max_message_size`.
   static std::uint64_t array_bytes(std::uint64_t capacity, std::uint64_t max_message_size) noexcept {
     const std::uint64_t rec = record_size(max_message_size);
-    std::uint64_t want = capacity * rec;
+    std::uint64_t want = capacity * rec + kHeader;
     if (want < 2 * rec) want = 2 * rec;
     return next_pow2(want);
   }
   static constexpr std::uint64_t control_size() noexcept { return sizeof(SpscControl); }
 
-  // Creator only, before the segment is published. `start` is the initial
-  // value of head and tail (white-box tests start near a wrap).
+  // Creator only, before the segment is published, on a zeroed array.
+  // `start` is the initial value of head and tail (white-box tests start
+  // near a wrap).
   static void initialize(void* at, std::uint64_t bytes, std::uint64_t max_message_size,
                          std::uint64_t start = 0) noexcept {
     auto* c = new (at) SpscControl{};
@@ -103,47 +124,72 @@ class SpscRing {
 
   // ---- producer only ----
 
-  // Takes over the producer role: loads the shared indices.
+  // Takes over the producer role: continues after the last published record.
   void attach_producer() noexcept {
-    // acquire: we continue from where the previous producer published.
-    tail_ = c_->tail.load(std::memory_order_acquire);
+    // acquire (4): as in try_claim().
     cached_head_ = c_->head.load(std::memory_order_acquire);
-    sent_ = c_->sent.load(std::memory_order_relaxed);
+    // relaxed: a hint; the walk below reads published headers with acquire.
+    std::uint64_t pos = c_->tail.load(std::memory_order_relaxed);
+    if (pos - cached_head_ > c_->bytes) pos = cached_head_;  // the hint is behind head
+    // A producer that died after publishing but before storing `tail` left
+    // published records past the hint: walk over them.
+    for (std::uint64_t walked = 0; walked < c_->bytes; ) {
+      const std::uint64_t hdr = header(pos & mask_).load(std::memory_order_acquire);  // (2)
+      if (hdr == 0) break;
+      const std::uint64_t step = kHeader + round_up(static_cast<std::uint32_t>(hdr), 8);
+      pos += step;
+      walked += step;
+    }
+    tail_ = pos;
+    pending_ = false;
+    sent_ = c_->sent.load(std::memory_order_relaxed);  // relaxed: statistics
   }
 
   // Space for a payload of `size` bytes, or nullptr if the ring is full.
   // Call commit() or stage() to write it; abandoning a claim is harmless.
   [[nodiscard]] std::byte* try_claim(std::uint32_t size) noexcept {
     const std::uint64_t need = record_size(size);
-    const std::uint64_t pos = tail_ & mask_;
+    std::uint64_t pos = tail_ & mask_;
     const std::uint64_t to_end = c_->bytes - pos;
-    const std::uint64_t total = need <= to_end ? need : to_end + need;
+    const bool wrap = need > to_end;
+    const std::uint64_t total = (wrap ? to_end + need : need) + kHeader;
     if (SLEET_UNLIKELY(tail_ + total - cached_head_ > c_->bytes)) {
       // acquire (4): pairs with the consumer's release (3); the bytes below
       // head are no longer read.
       cached_head_ = c_->head.load(std::memory_order_acquire);
       if (tail_ + total - cached_head_ > c_->bytes) return nullptr;
     }
-    if (need > to_end) {
-      write_header(pos, static_cast<std::uint32_t>(to_end - kHeader), kPad);
+    if (wrap) {
+      // The consumer reaches 0 through the pad: it must find 0 there until
+      // the record at 0 is staged, even if this claim is abandoned.
+      // relaxed: published by the release (1) of the batch's first header.
+      header(0).store(0, std::memory_order_relaxed);
+      put_header(pos, to_end - kHeader, kPad);
       tail_ += to_end;
-      return data_ + kHeader;
+      pos = 0;
     }
     return data_ + pos + kHeader;
   }
-  // Records the claimed payload as `size` bytes (at most the claimed size)
-  // without publishing it yet.
+  // Writes the claimed record as `size` bytes (at most the claimed size);
+  // it becomes visible at the next publish().
   void stage(std::uint32_t size) noexcept {
-    write_header(tail_ & mask_, size, 0);
+    const std::uint64_t pos = tail_ & mask_;
     tail_ += record_size(size);
+    // relaxed: published by the release (1) of this batch's first header.
+    header(tail_ & mask_).store(0, std::memory_order_relaxed);
+    put_header(pos, size, kData);
     ++sent_;
   }
   // Publishes everything staged and wakes a sleeping consumer.
   void publish() noexcept {
-    c_->sent.store(sent_, std::memory_order_relaxed);  // relaxed: stats only
-    // release (1): the staged records are complete before they are visible;
-    // pairs with the acquire (2) in try_peek().
-    c_->tail.store(tail_, std::memory_order_release);
+    if (SLEET_LIKELY(pending_)) {
+      // release (1): the batch is complete before its first header is seen;
+      // pairs with the acquire (2) in try_peek().
+      header(pending_pos_).store(pending_header_, std::memory_order_release);
+      pending_ = false;
+    }
+    c_->tail.store(tail_, std::memory_order_relaxed);  // relaxed: statistics / takeover hint
+    c_->sent.store(sent_, std::memory_order_relaxed);  // relaxed: statistics
     c_->common.data_ec.notify();
   }
   void commit(std::uint32_t size) noexcept {
@@ -168,26 +214,22 @@ class SpscRing {
   void attach_consumer() noexcept {
     // acquire: continue from where the previous consumer released.
     head_ = c_->head.load(std::memory_order_acquire);
-    cached_tail_ = c_->tail.load(std::memory_order_acquire);
-    received_ = c_->received.load(std::memory_order_relaxed);
+    received_ = c_->received.load(std::memory_order_relaxed);  // relaxed: statistics
   }
 
   // The oldest unread record, or false if none is published.
   [[nodiscard]] bool try_peek(Record& out) noexcept {
     for (;;) {
-      if (head_ == cached_tail_) {
-        // acquire (2): pairs with the producer's release (1).
-        cached_tail_ = c_->tail.load(std::memory_order_acquire);
-        if (head_ == cached_tail_) return false;
-      }
       const std::uint64_t pos = head_ & mask_;
-      std::uint32_t hdr[2];
-      std::memcpy(hdr, data_ + pos, sizeof hdr);
-      if (SLEET_UNLIKELY(hdr[1] & kPad)) {
-        head_ += kHeader + hdr[0];
+      // acquire (2): pairs with the producer's release (1).
+      const std::uint64_t hdr = header(pos).load(std::memory_order_acquire);
+      if (hdr == 0) return false;
+      const auto size = static_cast<std::uint32_t>(hdr);
+      if (SLEET_UNLIKELY((hdr >> 32) == kPad)) {
+        head_ += kHeader + size;
         continue;
       }
-      out = Record{data_ + pos + kHeader, hdr[0]};
+      out = Record{data_ + pos + kHeader, size};
       return true;
     }
   }
@@ -198,7 +240,7 @@ class SpscRing {
   }
   // Returns the space of everything advanced over and wakes a sleeping producer.
   void release() noexcept {
-    c_->received.store(received_, std::memory_order_relaxed);  // relaxed: stats only
+    c_->received.store(received_, std::memory_order_relaxed);  // relaxed: statistics
     // release (3): we are done reading; pairs with the acquire (4) in try_claim().
     c_->head.store(head_, std::memory_order_release);
     c_->common.space_ec.notify();
@@ -227,9 +269,20 @@ class SpscRing {
   }
 
  private:
-  void write_header(std::uint64_t pos, std::uint32_t size, std::uint32_t flags) noexcept {
-    const std::uint32_t hdr[2] = {size, flags};
-    std::memcpy(data_ + pos, hdr, sizeof hdr);
+  std::atomic_ref<std::uint64_t> header(std::uint64_t pos) const noexcept {
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + pos));
+  }
+  // The first header of a batch is held back until publish().
+  void put_header(std::uint64_t pos, std::uint64_t size, std::uint32_t flags) noexcept {
+    const std::uint64_t word = static_cast<std::uint64_t>(flags) << 32 | size;
+    if (!pending_) {
+      pending_ = true;
+      pending_pos_ = pos;
+      pending_header_ = word;
+    } else {
+      // relaxed: published by the release (1) of the batch's first header.
+      header(pos).store(word, std::memory_order_relaxed);
+    }
   }
 
   SpscControl* c_ = nullptr;
@@ -239,9 +292,11 @@ class SpscRing {
   std::uint64_t tail_ = 0;
   std::uint64_t cached_head_ = 0;
   std::uint64_t sent_ = 0;
+  bool pending_ = false;
+  std::uint64_t pending_pos_ = 0;
+  std::uint64_t pending_header_ = 0;
   // Consumer-local.
   std::uint64_t head_ = 0;
-  std::uint64_t cached_tail_ = 0;
   std::uint64_t received_ = 0;
 };
 
