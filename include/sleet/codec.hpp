@@ -90,7 +90,7 @@ class SpanWriteBuffer final : public std::streambuf {
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
     const auto len = static_cast<std::size_t>(n);
-    if (size_ + len <= capacity_) std::memcpy(out_ + size_, s, len);
+    if (len != 0 && size_ + len <= capacity_) std::memcpy(out_ + size_, s, len);
     size_ += len;
     return n;
   }
