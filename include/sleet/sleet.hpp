@@ -4,3 +4,4 @@
 #include "sleet/channel.hpp"
 #include "sleet/codec.hpp"
 #include "sleet/error.hpp"
+#include "sleet/kv_store.hpp"

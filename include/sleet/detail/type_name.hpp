@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace sleet::detail {
@@ -17,6 +18,23 @@ constexpr std::string_view type_name() noexcept {
   std::size_t end = p.find(';', start);
   if (end == std::string_view::npos) end = p.rfind(']');
   return p.substr(start, end - start);
+}
+
+// type_name() as a person would write it: "std::string", not
+// "std::__cxx11::basic_string<char>". For messages and listings only; the
+// fingerprint hashes the compiler's spelling.
+inline std::string readable_type_name(std::string_view raw) {
+  std::string s(raw);
+  auto replace_all = [&s](std::string_view from, std::string_view to) {
+    for (std::size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos)) {
+      s.replace(pos, from.size(), to);
+      pos += to.size();
+    }
+  };
+  replace_all("std::__cxx11::basic_string<char>", "std::string");
+  replace_all("std::basic_string<char>", "std::string");
+  replace_all("std::__cxx11::", "std::");
+  return s;
 }
 
 constexpr std::uint64_t fnv1a(std::string_view s,
