@@ -195,11 +195,9 @@ std::uint64_t stripe_of(std::uint64_t hash, const KvConfig& c) noexcept {
   return (hash >> 40) & (c.stripes - 1);  // other bits than the home slot's
 }
 
-// Registers a value type's name once per store (cached per thread).
+// Registers a value type's name once per store. The scan stops at the
+// first match, usually within the first few entries.
 void register_type(KvType* types, std::uint64_t fp, std::string_view raw_name) {
-  thread_local const KvType* last_table = nullptr;
-  thread_local std::uint64_t last_fp = 0;
-  if (last_table == types && last_fp == fp) return;
   for (std::size_t i = 0; i < kKvTypes; ++i) {
     // acquire: pairs with the release below (another process's registration).
     std::uint64_t cur = types[i].fingerprint.load(std::memory_order_acquire);
@@ -218,8 +216,6 @@ void register_type(KvType* types, std::uint64_t fp, std::string_view raw_name) {
     types[i].fingerprint.store(fp, std::memory_order_release);
     break;
   }
-  last_table = types;
-  last_fp = fp;
 }
 
 }  // namespace
@@ -290,6 +286,7 @@ std::vector<KvEntry> KvStore::snapshot() const {
       std::atomic_thread_fence(std::memory_order_acquire);  // (4)
       if (s->version.load(std::memory_order_relaxed) != v1) continue;
       KvEntry e;
+      e.store = std::string(name());
       e.key.assign(reinterpret_cast<const char*>(key.data()), klen);
       e.fingerprint = fp;
       e.type_name = type_name_of(fp);

@@ -24,7 +24,9 @@
 // or value over its maximum), errc::full (no free slot), errc::type_mismatch,
 // errc::kind_mismatch (the name is a channel, not a store).
 //
-// Threads: a KvStore object may be shared by threads.
+// Threads: a KvStore object may be shared by threads. The function given to
+// update() runs under the key's stripe lock and must not write to the store
+// (a write to a key of the same stripe would wait for itself).
 #pragma once
 
 #include <chrono>
@@ -56,6 +58,7 @@ class KvStore;
 
 // One entry of snapshot()/for_each(): the key and the encoded value.
 struct KvEntry {
+  std::string store;  // the store it came from (for messages)
   std::string key;
   std::string type_name;
   std::uint64_t fingerprint = 0;
@@ -245,7 +248,7 @@ class KvStore {
 template <class V>
 V KvEntry::as() const {
   if (!is<V>()) {
-    throw Error(errc::type_mismatch, "kv entry '" + key + "': holds '" + type_name +
+    throw Error(errc::type_mismatch, "kv store '" + store + "': key '" + key + "' holds '" + type_name +
                                          "', read as '" +
                                          detail::readable_type_name(detail::type_name<V>()) + "'");
   }
