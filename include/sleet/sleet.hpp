@@ -4,5 +4,6 @@
 #include "sleet/channel.hpp"
 #include "sleet/codec.hpp"
 #include "sleet/error.hpp"
+#include "sleet/kv_store.hpp"
 #include "sleet/pipe.hpp"
 #include "sleet/registry.hpp"

@@ -71,4 +71,13 @@ TEST_CASE("cross-process demo streams every message in order", "[ipc][examples]"
   CHECK(count(r.out, "child got 100000 in order") == 1);
 }
 
+TEST_CASE("storage example: a key set in one process is read in another", "[ipc][examples][kv]") {
+  const Run r = run("storage_example");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(count(r.out, ": set key = value\n") == 1);
+  CHECK(count(r.out, ": get key -> value\n") == 1);
+  CHECK(count(r.out, "visits = 2, 2 keys:") == 1);
+}
+
 #endif
