@@ -108,18 +108,27 @@ std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
   const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
   const std::byte* ring = at + sizeof(ChannelConfig);
   std::uint64_t need = sizeof(ChannelConfig);
+  if (cfg.max_message_size > kMaxMessageSize) {
+    throw_error(errc::not_sleet, what, "damaged channel (max_message_size out of range)");
+  }
   if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
     const auto& c = *reinterpret_cast<const SpscControl*>(ring);
     if (!is_pow2(c.bytes) || c.bytes < 2 * SpscRing::record_size(c.max_message_size) ||
         c.max_message_size != cfg.max_message_size) {
       throw_error(errc::not_sleet, what, "damaged spsc ring (array size or message size)");
     }
+    if (c.bytes > limit) throw_error(errc::not_sleet, what, "spsc ring does not fit in its segment");
     need += SpscRing::control_size() + c.bytes;
   } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
     const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
     if (!is_pow2(c.slots) || c.stride != MpmcRing::stride_for(c.max_message_size) ||
         c.max_message_size != cfg.max_message_size) {
       throw_error(errc::not_sleet, what, "damaged mpmc ring (slot count or stride)");
+    }
+    // Divide rather than multiply: a damaged slot count must not overflow.
+    if (c.slots > (limit - need - MpmcRing::control_size()) / c.stride) {
+      throw_error(errc::not_sleet, what, "mpmc ring of " + std::to_string(c.slots) +
+                                             " slots does not fit in " + std::to_string(limit));
     }
     need += MpmcRing::control_size() + c.slots * c.stride;
   } else {

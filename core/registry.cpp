@@ -35,11 +35,13 @@ std::uint64_t read_channel(const std::byte* at, std::uint64_t limit, ChannelInfo
   // relaxed (all loads): a snapshot for display.
   if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
     const auto& c = *reinterpret_cast<const detail::SpscControl*>(ring);
+    if (c.bytes > limit) return 0;
     bytes += detail::SpscRing::control_size() + c.bytes;
     sent = c.sent.load(std::memory_order_relaxed);
     received = c.received.load(std::memory_order_relaxed);
   } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
     const auto& c = *reinterpret_cast<const detail::MpmcControl*>(ring);
+    if (c.stride == 0 || c.slots > limit / c.stride) return 0;  // damaged: would overflow
     bytes += detail::MpmcRing::control_size() + c.slots * c.stride;
     sent = c.enqueue_pos.load(std::memory_order_relaxed);
     received = c.dequeue_pos.load(std::memory_order_relaxed);

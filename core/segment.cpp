@@ -245,6 +245,10 @@ Segment Segment::open(std::string_view name, SegmentKind kind, std::uint64_t fin
                   "creator pid " + std::to_string(creator) + " died before it was ready");
     }
     if (Clock::now() >= give_up) {
+      if (creator == 0) {  // nobody ever started to create it
+        throw_error(errc::not_sleet, what,
+                    "not a sleet segment (zero-filled, never initialised)");
+      }
       throw_error(errc::timeout, what,
                   "not ready after " + std::to_string(kReadyWait.count()) + " ms (creator pid " +
                       std::to_string(creator) + ")");

@@ -48,7 +48,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,20 +76,22 @@ class Channel {
   using value_type = T;
 
   Channel() = default;
+  // Moving a Channel is not thread-safe (like any move).
   Channel(Channel&& other) noexcept
       : base_(std::move(other.base_)),
         mode_(other.mode_.load(std::memory_order_relaxed)),
-        dispatcher_(std::move(other.dispatcher_)) {}
+        dispatcher_(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed)) {}
   Channel& operator=(Channel&& other) noexcept {
     if (this != &other) {
-      dispatcher_.reset();  // stop ours before taking theirs
+      delete dispatcher_.exchange(nullptr, std::memory_order_relaxed);  // stop ours first
       base_ = std::move(other.base_);
       mode_.store(other.mode_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-      dispatcher_ = std::move(other.dispatcher_);
+      dispatcher_.store(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed),
+                        std::memory_order_relaxed);
     }
     return *this;
   }
-  ~Channel() = default;  // the dispatcher (if any) stops and joins first
+  ~Channel() { delete dispatcher_.load(std::memory_order_relaxed); }  // stops and joins it
 
   static Channel create(std::string_view name, const ChannelOptions& options = {}) {
     return Channel(detail::ChannelBase::create(name, options, type()));
@@ -211,7 +215,10 @@ class Channel {
     dispatcher().set_error_handler(std::move(handler));
   }
   // Messages the dispatcher took that no filter accepted.
-  std::uint64_t unhandled() const noexcept { return dispatcher_ ? dispatcher_->unhandled() : 0; }
+  std::uint64_t unhandled() const noexcept {
+    const auto* d = dispatcher_.load(std::memory_order_acquire);  // acquire: as in dispatcher()
+    return d ? d->unhandled() : 0;
+  }
 
   // ---- both ----
 
@@ -219,7 +226,8 @@ class Channel {
   // passive mode, waits until the dispatcher has drained the channel.
   void close() noexcept {
     base_.close();
-    if (dispatcher_) dispatcher_->join();
+    // acquire: as in dispatcher().
+    if (auto* d = dispatcher_.load(std::memory_order_acquire)) d->join();
   }
   bool closed() const noexcept { return base_.closed(); }
 
@@ -246,8 +254,23 @@ class Channel {
     return C::fixed_size ? static_cast<std::uint32_t>(C::fixed_size)
                          : static_cast<std::uint32_t>(base_.max_message_size());
   }
-  static auto writer(const T& value) {
-    return [&value](std::byte* dst, std::size_t space) { return C::encode(value, dst, space); };
+  // Fixed-size codecs encode straight into the claimed space. Variable-size
+  // ones are measured first (into a per-thread buffer of max_message_size),
+  // so a value that is too large is refused before anything is claimed;
+  // the ring gets a plain copy.
+  auto writer(const T& value) const {
+    if constexpr (C::fixed_size != 0) {
+      return [&value](std::byte* dst, std::size_t space) { return C::encode(value, dst, space); };
+    } else {
+      const std::size_t room = base_.max_message_size();
+      std::byte* buf = detail::encode_buffer(room);
+      const std::size_t n = C::encode(value, buf, room);
+      if (SLEET_UNLIKELY(n > room)) base_.throw_too_large(n);
+      return [buf, n](std::byte* dst, std::size_t) {
+        std::memcpy(dst, buf, n);
+        return n;
+      };
+    }
   }
   static auto reader(T& out) {
     return [&out](const std::byte* src, std::size_t size) { C::decode(src, size, out); };
@@ -268,14 +291,23 @@ class Channel {
     if (m == kPassive) return;
     base_.throw_wrong_mode("on_receive() on a channel object that receives actively");
   }
+  // Created once, under a process-wide lock, so two threads calling
+  // on_receive() at once share one dispatcher.
   detail::Dispatcher<T>& dispatcher() {
-    if (!dispatcher_) dispatcher_ = std::make_unique<detail::Dispatcher<T>>(base_.share());
-    return *dispatcher_;
+    // acquire: pairs with the release below; the dispatcher is constructed.
+    if (auto* d = dispatcher_.load(std::memory_order_acquire)) return *d;
+    std::lock_guard<std::mutex> lock(detail::dispatcher_creation_mutex());
+    auto* d = dispatcher_.load(std::memory_order_relaxed);  // relaxed: under the lock
+    if (d == nullptr) {
+      d = new detail::Dispatcher<T>(base_.share());
+      dispatcher_.store(d, std::memory_order_release);
+    }
+    return *d;
   }
 
   detail::ChannelBase base_;
   std::atomic<std::uint8_t> mode_{kNone};
-  std::unique_ptr<detail::Dispatcher<T>> dispatcher_;
+  std::atomic<detail::Dispatcher<T>*> dispatcher_{nullptr};  // owned
 };
 
 }  // namespace sleet

@@ -117,6 +117,53 @@ class SpanReadBuffer final : public std::streambuf {
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
 };
 
+// cereal's binary format, read from a record with every length checked
+// against the bytes left: a corrupted length field is decode_failed, not a
+// container resized to whatever the field claims. (cereal's own
+// BinaryInputArchive resizes first and reads after.) Values are written
+// with cereal::BinaryOutputArchive; the formats are the same.
+class BoundedInputArchive
+    : public cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision> {
+ public:
+  explicit BoundedInputArchive(SpanReadBuffer& in)
+      : cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this), in_(in) {}
+  void loadBinary(void* data, std::size_t size) {
+    if (size > in_.remaining()) {
+      throw cereal::Exception("record ends " + std::to_string(size - in_.remaining()) +
+                              " bytes early");
+    }
+    in_.sgetn(static_cast<char*>(data), static_cast<std::streamsize>(size));
+  }
+  std::size_t remaining() const noexcept { return in_.remaining(); }
+
+ private:
+  SpanReadBuffer& in_;
+};
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, T& t) {
+  ar.loadBinary(std::addressof(t), sizeof(t));
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(BoundedInputArchive& ar, cereal::NameValuePair<T>& t) {
+  ar(t.value);
+}
+// A container of n elements needs at least n bytes in the record (for the
+// usual element types), so a larger count is corruption.
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::SizeTag<T>& t) {
+  ar.loadBinary(std::addressof(t.size), sizeof(t.size));
+  if (static_cast<std::uint64_t>(t.size) > ar.remaining()) {
+    throw cereal::Exception("length " + std::to_string(static_cast<std::uint64_t>(t.size)) +
+                            " is more than the " + std::to_string(ar.remaining()) +
+                            " bytes left in the record");
+  }
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::BinaryData<T>& bd) {
+  ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+
 // One stream per thread and direction, built once: constructing a
 // std::ostream per message would allocate (locale) and cost far more than
 // the copy.
@@ -124,12 +171,14 @@ struct ThreadStreams {
   SpanWriteBuffer write_buffer;
   SpanReadBuffer read_buffer;
   std::ostream out{&write_buffer};
-  std::istream in{&read_buffer};
   static ThreadStreams& get() {
     thread_local ThreadStreams streams;
     return streams;
   }
 };
+
+// A per-thread buffer of at least `size` bytes (grown once, then reused).
+std::byte* encode_buffer(std::size_t size);
 
 [[noreturn]] void throw_decode_failed(std::string_view type, std::size_t size,
                                       std::string_view why);
@@ -141,7 +190,7 @@ struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
                                  cereal::traits::is_output_serializable<
                                      T, cereal::BinaryOutputArchive>::value &&
                                  cereal::traits::is_input_serializable<
-                                     T, cereal::BinaryInputArchive>::value>> {
+                                     T, detail::BoundedInputArchive>::value>> {
   static constexpr std::string_view name = "cereal-binary";
   static constexpr std::size_t fixed_size = 0;
 
@@ -157,9 +206,8 @@ struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
   static void decode(const std::byte* in, std::size_t size, T& out) {
     auto& s = detail::ThreadStreams::get();
     s.read_buffer.reset(in, size);
-    s.in.clear();
     try {
-      cereal::BinaryInputArchive archive(s.in);
+      detail::BoundedInputArchive archive(s.read_buffer);
       archive(out);
     } catch (const std::exception& e) {
       detail::throw_decode_failed(detail::type_name<T>(), size, e.what());
@@ -174,3 +222,13 @@ template <class T>
 concept HasCodec = requires { Codec<T>::fixed_size; };
 
 }  // namespace sleet
+
+CEREAL_REGISTER_ARCHIVE(sleet::detail::BoundedInputArchive)
+namespace cereal::traits::detail {
+// Types with save_minimal/load_minimal (enums, for one) need to know which
+// output archive pairs with ours; BinaryOutputArchive keeps its own pairing.
+template <>
+struct get_output_from_input<sleet::detail::BoundedInputArchive> {
+  using type = cereal::BinaryOutputArchive;
+};
+}  // namespace cereal::traits::detail

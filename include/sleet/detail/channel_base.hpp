@@ -251,6 +251,11 @@ class ChannelBase {
     return receive_bytes_until(read, deadline, [] { return false; });
   }
 
+  // spsc: takes the receiving role now (errc::busy if a live object has it).
+  void take_receiver_role() {
+    if (topology_ == Topology::spsc && consumer_pid_ != current_pid()) claim_consumer();
+  }
+
   [[noreturn]] void throw_closed() const;
   [[noreturn]] void throw_too_large(std::size_t size) const;
   [[noreturn]] void throw_wrong_mode(std::string_view detail) const;

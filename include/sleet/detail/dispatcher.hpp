@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -51,6 +52,9 @@ struct AcceptAll {
 
 namespace detail {
 
+// Guards the creation of a Channel's dispatcher (a cold path).
+std::mutex& dispatcher_creation_mutex();
+
 template <class T>
 class Dispatcher {
  public:
@@ -62,7 +66,10 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
   ~Dispatcher() { stop(); }
 
+  // Takes the receiving role first (spsc), so errc::busy reaches the
+  // caller instead of the thread.
   void add(Handler handler, Filter filter) {
+    base_.take_receiver_role();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto next = std::make_shared<Entries>(*entries_);
@@ -114,23 +121,27 @@ class Dispatcher {
     auto read = [&value](const std::byte* p, std::size_t n) { Codec<T>::decode(p, n, value); };
     // acquire: pairs with the release in stop().
     auto stopping = [this] { return stop_.load(std::memory_order_acquire); };
+    auto refresh = [&] {
+      // acquire: pairs with the release bump in add()/set_error_handler().
+      const std::uint64_t v = version_.load(std::memory_order_acquire);
+      if (v == seen_version) return;
+      std::lock_guard<std::mutex> lock(mutex_);
+      entries = entries_;
+      on_error = error_;
+      seen_version = v;
+    };
     while (!stopping()) {
+      refresh();
       Poll p;
       try {
         p = base_.receive_bytes_until(read, kForever, stopping);
       } catch (...) {
+        refresh();  // an on_error set just before this message applies to it
         report(on_error, std::current_exception());
         continue;
       }
       if (p != Poll::ready) break;  // closed and drained, or stopping
-      // acquire: pairs with the release bump in add()/set_error_handler().
-      const std::uint64_t v = version_.load(std::memory_order_acquire);
-      if (v != seen_version) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        entries = entries_;
-        on_error = error_;
-        seen_version = v;
-      }
+      refresh();
       bool accepted = false;
       for (const Entry& e : *entries) {
         try {
@@ -158,10 +169,16 @@ class Dispatcher {
       }
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      std::fprintf(stderr, "sleet: %s: passive handler failed: %s\n", base_.label().c_str(),
-                   ex.what());
+      // Decode errors already start with the label; don't say it twice.
+      const std::string& label = base_.label();
+      const char* what = ex.what();
+      if (std::strncmp(what, label.c_str(), label.size()) == 0) {
+        std::fprintf(stderr, "sleet: passive receive failed: %s\n", what);
+      } else {
+        std::fprintf(stderr, "sleet: %s: passive receive failed: %s\n", label.c_str(), what);
+      }
     } catch (...) {
-      std::fprintf(stderr, "sleet: %s: passive handler failed: unknown exception\n",
+      std::fprintf(stderr, "sleet: %s: passive receive failed: unknown exception\n",
                    base_.label().c_str());
     }
   }
