@@ -240,8 +240,8 @@ TEST_CASE("bad input: a zero-length object is errc::not_sleet after the ready wa
 
 // A creator always stores its pid right after mapping, so a header that is
 // still all zeros after kReadyWait has no creator at all: it is not a sleet
-// segment. Today this reports errc::timeout ("creator pid 0").
-TEST_CASE("bad input: a zero-filled object is errc::not_sleet", "[bad_input][junk][timing][bug][!mayfail]") {
+// segment (not errc::timeout, which would suggest a slow creator).
+TEST_CASE("bad input: a zero-filled object is errc::not_sleet", "[bad_input][junk][timing]") {
   const std::string name = unique_name("zeros");
   Cleanup cleanup(name);
   const std::vector<char> zeros(4096, 0);
@@ -323,7 +323,7 @@ TEST_CASE("bad input: a damaged channel ring is errc::not_sleet", "[bad_input][j
     make_channel(name, Topology::spsc);
     poke<std::uint64_t>(name, kControlAt + offsetof(sleet::detail::SpscControl, bytes),
                         std::uint64_t{1} << 40);
-    CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, "does not fit");
+    CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, name);
   }
   SECTION("mpmc stride that does not match max_message_size") {
     make_channel(name, Topology::mpmc);
@@ -334,20 +334,19 @@ TEST_CASE("bad input: a damaged channel ring is errc::not_sleet", "[bad_input][j
     make_channel(name, Topology::mpmc);
     poke<std::uint64_t>(name, kControlAt + offsetof(sleet::detail::MpmcControl, slots),
                         std::uint64_t{1} << 30);
-    CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, "does not fit");
+    CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, name);
   }
 }
 
-// ChannelBase::open computes `control_size + slots * stride` without an
-// overflow check: slots = 2^59 with stride 32 wraps to 0, the ring "fits",
-// and the open succeeds on a segment whose ring indexes far past its end.
+// `slots * stride` must not overflow the size check: 2^58 slots of 64 bytes
+// wrap to 0 in 64 bits, and the ring would seem to fit.
 TEST_CASE("bad input: an mpmc slot count that overflows the size check is errc::not_sleet",
-          "[bad_input][junk][bug][!mayfail]") {
+          "[bad_input][junk]") {
   const std::string name = unique_name("overflow");
   Cleanup cleanup(name);
   make_channel(name, Topology::mpmc);
   poke<std::uint64_t>(name, kControlAt + offsetof(sleet::detail::MpmcControl, slots),
-                      std::uint64_t{1} << 59);
+                      std::uint64_t{1} << 58);  // x 64-byte stride = 2^64
   CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, name);
 }
 
@@ -651,6 +650,11 @@ TEST_CASE("bad input: a segment we may not open is errc::permission_denied", "[b
     }
     return 0;
   });
-  CHECK(other.wait_for(3000ms) == 0);
+  const int rc = other.wait_for(3000ms);
+  if (rc == 10) {
+    WARN("cannot switch to uid 65534 here; permission_denied not checked");
+    return;
+  }
+  CHECK(rc == 0);  // 11: opened anyway, 12: other errc, 13: name missing, 14: 0666 refused
   CHECK(shared.try_receive() == std::optional<int>(77));
 }
