@@ -121,7 +121,7 @@ std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
     need += SpscRing::control_size() + c.bytes;
   } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
     const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
-    if (!is_pow2(c.slots) || c.stride != MpmcRing::stride_for(c.max_message_size) ||
+    if (!is_pow2(c.slots) || c.slots < 2 || c.stride != MpmcRing::stride_for(c.max_message_size) ||
         c.max_message_size != cfg.max_message_size) {
       throw_error(errc::not_sleet, what, "damaged mpmc ring (slot count or stride)");
     }

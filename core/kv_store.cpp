@@ -39,6 +39,22 @@ void pause_briefly() {
   ::nanosleep(&ts, nullptr);
 }
 
+// The whole layout follows from the three options (bounds checked by the caller).
+KvConfig layout_for(std::uint64_t capacity, std::uint64_t max_key, std::uint64_t max_value) {
+  KvConfig c{};
+  c.slots = next_pow2(capacity);
+  c.capacity = capacity;
+  c.max_key_size = max_key;
+  c.max_value_size = max_value;
+  c.key_bytes = round_up(max_key, 8);
+  c.value_bytes = round_up(max_value, 8);
+  c.stride = round_up(sizeof(KvSlot) + c.key_bytes + 2 * c.value_bytes, kCacheLine);
+  c.stripes = c.slots < kMaxStripes ? c.slots : kMaxStripes;
+  c.types_offset = sizeof(KvConfig) + c.stripes * sizeof(KvStripe);
+  c.slots_offset = round_up(c.types_offset + kKvTypes * sizeof(KvType), kCacheLine);
+  return c;
+}
+
 }  // namespace
 
 // ---- creation ----
@@ -67,17 +83,7 @@ KvStore KvStore::create(std::string_view name, const KvOptions& options) {
                 "max_value_size " + std::to_string(options.max_value_size) +
                     " is out of range [1, " + std::to_string(kMaxKvValueSize) + "]");
   }
-  KvConfig c{};
-  c.slots = next_pow2(options.capacity);
-  c.capacity = options.capacity;
-  c.max_key_size = options.max_key_size;
-  c.max_value_size = options.max_value_size;
-  c.key_bytes = round_up(options.max_key_size, 8);
-  c.value_bytes = round_up(options.max_value_size, 8);
-  c.stride = round_up(sizeof(KvSlot) + c.key_bytes + 2 * c.value_bytes, kCacheLine);
-  c.stripes = c.slots < kMaxStripes ? c.slots : kMaxStripes;
-  c.types_offset = sizeof(KvConfig) + c.stripes * sizeof(KvStripe);
-  c.slots_offset = round_up(c.types_offset + kKvTypes * sizeof(KvType), kCacheLine);
+  const KvConfig c = layout_for(options.capacity, options.max_key_size, options.max_value_size);
   const std::uint64_t bytes = c.slots_offset + c.slots * c.stride;
   if (bytes > kMaxSegmentSize) {
     throw_error(errc::invalid_argument, what,
@@ -94,12 +100,17 @@ KvStore KvStore::create(std::string_view name, const KvOptions& options) {
 
 KvStore KvStore::open(std::string_view name) {
   Segment seg = Segment::open(name, SegmentKind::kv, kKvFingerprint, "kv");
+  // Rebuild the layout from the three options, as create() did, and demand
+  // an exact match: no derived field of an untrusted segment is believed.
   const auto& c = *reinterpret_cast<const KvConfig*>(seg.object());
-  const bool sane = c.slots != 0 && (c.slots & (c.slots - 1)) == 0 && c.stripes != 0 &&
-                    (c.stripes & (c.stripes - 1)) == 0 && c.key_bytes % 8 == 0 &&
-                    c.value_bytes % 8 == 0 && c.max_key_size <= kKvMaxKeySize &&
-                    c.stride >= sizeof(KvSlot) + c.key_bytes + 2 * c.value_bytes &&
-                    c.slots_offset + c.slots * c.stride <= seg.object_size();
+  bool sane = c.capacity != 0 && c.capacity <= (std::uint64_t{1} << 32) &&
+              c.max_key_size != 0 && c.max_key_size <= kKvMaxKeySize &&
+              c.max_value_size != 0 && c.max_value_size <= kMaxKvValueSize;
+  if (sane) {
+    const KvConfig want = layout_for(c.capacity, c.max_key_size, c.max_value_size);
+    sane = std::memcmp(&want, &c, offsetof(KvConfig, pad)) == 0 &&
+           want.slots_offset + want.slots * want.stride <= seg.object_size();
+  }
   if (!sane) throw_error(errc::not_sleet, describe(name), "damaged kv layout");
   return KvStore(std::move(seg));
 }
@@ -247,6 +258,9 @@ KvStore::Raw KvStore::read(const Key& key, std::uint64_t* out) const {
       std::atomic_thread_fence(std::memory_order_acquire);  // (4)
       // relaxed: ordered after the copy by the fence (4).
       if (s->version.load(std::memory_order_relaxed) != v1) continue;  // a write landed: retry
+      if (SLEET_UNLIKELY(r.len > c.max_value_size)) {
+        throw_error(errc::not_sleet, describe(name()), "damaged slot (value length)");
+      }
       r.found = true;
       r.slot = (home + d) & (c.slots - 1);
       r.version = v1;
@@ -484,7 +498,10 @@ void KvStore::Writer::write(const std::uint64_t* words, std::uint32_t len, std::
     // Move the version before touching bytes a stale reader may still be
     // copying (the slot's previous key and value).
     const std::uint64_t v = s->version.load(std::memory_order_relaxed);  // relaxed: ours
-    s->version.store(v + 2, std::memory_order_relaxed);
+    // release: a reader whose acquire load sees this bump also sees the
+    // slot's claimed state, so it cannot validate a copy of the old key's
+    // state against it (writers of other stripes take no lock we hold).
+    s->version.store(v + 2, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_release);  // (3)
     s->hash.store(key_.hash, std::memory_order_relaxed);  // relaxed: published by (1), (5)
     s->key_len.store(static_cast<std::uint32_t>(key_.len), std::memory_order_relaxed);
@@ -535,13 +552,24 @@ void KvStore::clear() {
   // With every stripe held no writer is inside the table (a claimed slot
   // belongs to a dead writer), so slots may go back to empty: misses stop
   // scanning early again.
-  for (std::uint64_t i = 0; i < c.slots; ++i) {
-    KvSlot* s = slot_at(slots_, c, i);
-    // relaxed: all writers are locked out.
-    if (kv_state(s->state.load(std::memory_order_relaxed)) == kKvEmpty) continue;
-    const std::uint64_t v = s->version.load(std::memory_order_relaxed);
-    s->version.store(v + 2, std::memory_order_release);  // readers of this slot retry
-    s->state.store(kv_state_word(kKvEmpty, 0), std::memory_order_release);
+  // Two passes, so that a clear() killed half-way never hides a live key
+  // behind an empty slot: first every live key becomes a tombstone, then
+  // every slot becomes empty.
+  for (const std::uint32_t to : {kKvTombstone, kKvEmpty}) {
+    for (std::uint64_t i = 0; i < c.slots; ++i) {
+      KvSlot* s = slot_at(slots_, c, i);
+      // relaxed: all writers are locked out.
+      const std::uint32_t st = kv_state(s->state.load(std::memory_order_relaxed));
+      if (st == kKvEmpty || (to == kKvTombstone && st != kKvLive)) continue;
+      const std::uint64_t v = s->version.load(std::memory_order_relaxed);
+      s->version.store(v + 2, std::memory_order_release);  // readers of this slot retry
+      s->state.store(kv_state_word(to, 0), std::memory_order_release);
+      if (to == kKvTombstone) {
+        KvStripe& stripe = stripes_[stripe_of(s->hash.load(std::memory_order_relaxed), c)];
+        stripe.count.store(stripe.count.load(std::memory_order_relaxed) - 1,
+                           std::memory_order_relaxed);  // relaxed: we hold every stripe lock
+      }
+    }
   }
   for (std::uint64_t i = 0; i < c.slots; ++i) {
     slot_at(slots_, c, i)->reach.store(0, std::memory_order_relaxed);  // relaxed: table empty

@@ -12,23 +12,26 @@
 
 namespace sleet::detail {
 
-int g_current_pid = 0;
+std::atomic<int> g_current_pid{0};
 
 namespace {
-void after_fork_in_child() noexcept { g_current_pid = static_cast<int>(::getpid()); }
+void after_fork_in_child() noexcept {
+  g_current_pid.store(static_cast<int>(::getpid()), std::memory_order_relaxed);  // relaxed: see header
+}
 
 // Registered once per process, before main() or at first use.
 const bool g_atfork_registered = [] {
   ::pthread_atfork(nullptr, nullptr, &after_fork_in_child);
-  g_current_pid = static_cast<int>(::getpid());
+  g_current_pid.store(static_cast<int>(::getpid()), std::memory_order_relaxed);
   return true;
 }();
 }  // namespace
 
 int refresh_current_pid() noexcept {
   (void)g_atfork_registered;
-  g_current_pid = static_cast<int>(::getpid());
-  return g_current_pid;
+  const int pid = static_cast<int>(::getpid());
+  g_current_pid.store(pid, std::memory_order_relaxed);  // relaxed: see header
+  return pid;
 }
 
 bool pid_alive(int pid) noexcept {

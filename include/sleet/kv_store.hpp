@@ -226,12 +226,15 @@ class KvStore {
     if (n > config().max_value_size) throw_value_too_large(n);
     // Zero the tail of the last word: equal values have equal words.
     if (n % 8) std::memset(reinterpret_cast<std::byte*>(buf) + n, 0, 8 - n % 8);
-    return {buf, static_cast<std::uint32_t>(n), detail::fingerprint<V>(Codec<V>::name),
-            detail::type_name<V>()};
+    // static constexpr: computed at compile time, not per call.
+    static constexpr std::uint64_t kFingerprint = detail::fingerprint<V>(Codec<V>::name);
+    static constexpr std::string_view kTypeName = detail::type_name<V>();
+    return {buf, static_cast<std::uint32_t>(n), kFingerprint, kTypeName};
   }
   template <class V>
   V decode(std::string_view key, const Raw& r, const std::uint64_t* buf) const {
-    if (r.fp != detail::fingerprint<V>(Codec<V>::name)) {
+    static constexpr std::uint64_t kFingerprint = detail::fingerprint<V>(Codec<V>::name);
+    if (r.fp != kFingerprint) {
       throw_type_mismatch(key, r.fp, detail::type_name<V>());
     }
     V out{};

@@ -213,7 +213,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 1);
+  STATIC_REQUIRE(kLayoutVersion == 2);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
   STATIC_REQUIRE(kMaxUsers == 32);
@@ -307,7 +307,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 1);                                          // layout version
+  CHECK(le32(8) == 2);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint

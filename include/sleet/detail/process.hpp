@@ -7,17 +7,20 @@
 // it now runs in another process.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "sleet/detail/platform.hpp"
 
 namespace sleet::detail {
 
-extern int g_current_pid;  // 0 until first use; written only by this process
+// 0 until first use. Atomic because several threads may refresh it at once
+// (always with the same value); relaxed: it publishes nothing else.
+extern std::atomic<int> g_current_pid;
 int refresh_current_pid() noexcept;
 
 inline int current_pid() noexcept {
-  const int pid = g_current_pid;
+  const int pid = g_current_pid.load(std::memory_order_relaxed);
   return SLEET_LIKELY(pid != 0) ? pid : refresh_current_pid();
 }
 
