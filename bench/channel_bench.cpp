@@ -625,6 +625,95 @@ struct AqEnd {
 };
 #endif
 
+// ------------------------------------------------------------- typed payloads
+//
+// Messages that go through cereal (issue: "any type"): a std::string of N
+// bytes and a struct holding a std::vector<int> of 16. The value v rides in
+// the first 8 bytes so the checksum still covers every message.
+
+template <std::size_t N>
+struct Str {
+  static std::string make(std::uint64_t v) {
+    std::string s(N, 'x');
+    std::memcpy(s.data(), &v, sizeof v);
+    return s;
+  }
+  static std::uint64_t value(const std::string& s) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, s.data(), sizeof v);
+    return v;
+  }
+  using type = std::string;
+  static constexpr std::size_t max_size = N + 8;  // cereal's length prefix
+  static std::string name() { return "string" + std::to_string(N); }
+};
+
+struct VecStruct {
+  std::vector<int> v;
+  template <class A>
+  void serialize(A& a) {
+    a(v);
+  }
+};
+struct Vec16 {
+  static VecStruct make(std::uint64_t v) {
+    VecStruct m{std::vector<int>(16, 7)};
+    std::memcpy(m.v.data(), &v, sizeof v);
+    return m;
+  }
+  static std::uint64_t value(const VecStruct& m) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, m.v.data(), sizeof v);
+    return v;
+  }
+  using type = VecStruct;
+  static constexpr std::size_t max_size = 16 * sizeof(int) + 8;
+  static std::string name() { return "vector16"; }
+};
+
+// send()/receive() of a typed value, built once per message like user code would.
+template <class P>
+class TypedEnd {
+ public:
+  explicit TypedEnd(const std::string& name) : ch_(Channel<typename P::type>::open(name)) {}
+  void push(const Worker&, std::uint64_t v) { ch_.send(P::make(v)); }
+  std::uint64_t pop(const Worker&) { return P::value(ch_.receive()); }
+
+ private:
+  Channel<typename P::type> ch_;
+};
+
+// Passive mode: a handler counts what the dispatcher thread hands it; pop()
+// waits for the next message and returns the growth of the sum, so the
+// consumer's total is the checksum as in the active rows.
+class PassiveEnd {
+ public:
+  explicit PassiveEnd(const std::string& name) : ch_(Channel<Msg<8>>::open(name)) {
+    ch_.on_receive([this](const Msg<8>& m) {
+      // relaxed/release: one writer (the dispatcher); pop() reads count with
+      // acquire and then the sum.
+      sum_.store(sum_.load(std::memory_order_relaxed) + m.seq, std::memory_order_relaxed);
+      count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    });
+  }
+  void push(const Worker&, std::uint64_t) { std::abort(); }  // receive side only
+  std::uint64_t pop(const Worker& w) {
+    for (std::uint32_t i = 1; count_.load(std::memory_order_acquire) <= taken_; ++i) {
+      spin_wait(w, i, true);
+    }
+    ++taken_;
+    const std::uint64_t sum = sum_.load(std::memory_order_relaxed);
+    const std::uint64_t delta = sum - returned_;
+    returned_ = sum;
+    return delta;
+  }
+
+ private:
+  Channel<Msg<8>> ch_;
+  std::atomic<std::uint64_t> sum_{0}, count_{0};
+  std::uint64_t taken_ = 0, returned_ = 0;
+};
+
 // ------------------------------------------------------------- workloads
 
 // Worker 0 sends n messages (v = 1..n) to worker 1, after `warm` untimed ones.
@@ -789,6 +878,67 @@ void BM_Channel_Throughput(benchmark::State& state, Topology topo, Mode mode, st
   futex.report(state);
 }
 
+template <class P>
+void BM_Channel_Typed(benchmark::State& state, Topology topo) {
+  FutexCounters futex;
+  run_batches(state, [&](std::int64_t n) {
+    ScopedName name("typed");
+    ChannelOptions opt;
+    opt.topology = topo;
+    opt.max_message_size = P::max_size;
+    auto ch = Channel<typename P::type>::create(name.str(), opt);
+    Shared<Ctrl> c;
+    sleet::ChannelStats before{};
+    const Hooks hooks{[&] { before = ch.stats(), name.unlink(); }, [&] { ch.close(); }};
+    const double secs = stream_1x1(Mode::processes, *c, n, warm_for(n, ch.capacity()), hooks,
+                                   [&](Worker&) { return TypedEnd<P>(name.str()); });
+    check_sum(*c, sum_1_to(static_cast<std::uint64_t>(n)));
+    futex.add(before, ch.stats(), n);
+    return secs;
+  });
+  set_rates(state, P::max_size - 8);
+  futex.report(state);
+}
+
+// Worker 0 sends with send(); worker 1 receives in passive mode.
+class PassivePair {
+ public:
+  PassivePair(bool sender, const std::string& name) {
+    if (sender) {
+      tx_.emplace(name);
+    } else {
+      rx_ = std::make_unique<PassiveEnd>(name);  // its handler captures its address
+    }
+  }
+  void push(const Worker& w, std::uint64_t v) { tx_->push(w, v); }
+  std::uint64_t pop(const Worker& w) { return rx_->pop(w); }
+
+ private:
+  std::optional<ChannelEnd<8, Wait::block>> tx_;
+  std::unique_ptr<PassiveEnd> rx_;
+};
+
+// Worker 1 receives in passive mode (one handler); worker 0 sends as usual.
+void BM_Channel_Passive(benchmark::State& state, Topology topo) {
+  FutexCounters futex;
+  run_batches(state, [&](std::int64_t n) {
+    ScopedName name("passive");
+    ChannelOptions opt;
+    opt.topology = topo;
+    auto ch = Channel<Msg<8>>::create(name.str(), opt);
+    Shared<Ctrl> c;
+    sleet::ChannelStats before{};
+    const Hooks hooks{[&] { before = ch.stats(), name.unlink(); }, [&] { ch.close(); }};
+    const double secs = stream_1x1(Mode::processes, *c, n, warm_for(n, ch.capacity()), hooks,
+                                   [&](Worker& w) { return PassivePair(w.index() == 0, name.str()); });
+    check_sum(*c, sum_1_to(static_cast<std::uint64_t>(n)));
+    futex.add(before, ch.stats(), n);
+    return secs;
+  });
+  set_rates(state, 8);
+  futex.report(state);
+}
+
 template <Wait W>
 void BM_Channel_Mpmc2x2(benchmark::State& state, std::size_t capacity) {
   FutexCounters futex;
@@ -939,6 +1089,13 @@ std::string tp_row(Topology t, Mode m, Wait w, std::size_t n) {
   return std::string("BM_Channel_Throughput/") + (t == Topology::spsc ? "spsc/" : "mpmc/") +
          to_string(m) + "/" + to_string(w) + "/" + std::to_string(n) + "B";
 }
+template <class P>
+std::string typed_row(Topology t) {
+  return std::string("BM_Channel_Typed/") + (t == Topology::spsc ? "spsc" : "mpmc") + "/procs/" + P::name();
+}
+std::string passive_row(Topology t) {
+  return std::string("BM_Channel_Passive/") + (t == Topology::spsc ? "spsc" : "mpmc") + "/procs/8B";
+}
 std::string mpmc2x2_row(Wait w) { return std::string("BM_Channel_Mpmc2x2/procs/") + to_string(w) + "/8B"; }
 // The same rows with atomic_queue's capacity (65536), for a like-for-like comparison.
 constexpr std::size_t kBigCapacity = 65536;
@@ -1001,6 +1158,15 @@ std::vector<Row> all_rows() {
     rows.push_back({rtt_row(t, "sleep"),
                     [t](benchmark::State& s) { BM_Channel_RoundTrip<Wait::block>(s, t, 0ns); }});
   }
+  for (Topology t : kTopologies) {
+    rows.push_back({typed_row<Str<16>>(t), [t](benchmark::State& s) { BM_Channel_Typed<Str<16>>(s, t); }});
+    rows.push_back({typed_row<Str<64>>(t), [t](benchmark::State& s) { BM_Channel_Typed<Str<64>>(s, t); }});
+    rows.push_back({typed_row<Str<1024>>(t), [t](benchmark::State& s) { BM_Channel_Typed<Str<1024>>(s, t); }});
+    rows.push_back({typed_row<Vec16>(t), [t](benchmark::State& s) { BM_Channel_Typed<Vec16>(s, t); }});
+    rows.push_back({tp_row(t, Mode::processes, Wait::block, 16),
+                    [t](benchmark::State& s) { BM_Channel_Throughput<16, Wait::block>(s, t, Mode::processes, 0); }});
+    rows.push_back({passive_row(t), [t](benchmark::State& s) { BM_Channel_Passive(s, t); }});
+  }
   rows.push_back({kPipeRtt, BM_Pipe_RoundTrip});
   rows.push_back({kBareRtt, BM_CacheLine_PingPong});
 #if SLEET_BENCH_HAVE_ATOMIC_QUEUE
@@ -1023,6 +1189,8 @@ std::vector<std::vector<std::string>> target_groups() {
       {aq_mpmc_row(Mode::threads), mpmc2x2_row(Wait::block), big(mpmc2x2_row(Wait::block))},
       {memcpy_row(1024), tp_row(Topology::spsc, Mode::processes, Wait::block, 1024), memcpy_row(4096),
        tp_row(Topology::spsc, Mode::processes, Wait::block, 4096)},
+      {tp_row(Topology::spsc, Mode::processes, Wait::block, 64), typed_row<Str<64>>(Topology::spsc),
+       tp_row(Topology::mpmc, Mode::processes, Wait::block, 64), typed_row<Str<64>>(Topology::mpmc)},
   };
 }
 
@@ -1296,6 +1464,8 @@ std::string make_table() {
          Metric::items, 0.5, true, fmt_rate);
   target("mpmc 8 B, 2+2 processes, send/receive vs atomic_queue MPMC 2+2 threads", mpmc2x2_row(Wait::block),
          aq_mpmc, Metric::items, 1.0, true, fmt_rate);
+  target("std::string 64 B vs raw 64 B, spsc, 2 processes, send/receive", typed_row<Str<64>>(Topology::spsc),
+         tp_row(Topology::spsc, Mode::processes, Wait::block, 64), Metric::items, 0.5, true, fmt_rate);
 
   o << "\nInformational (no goal):\n\n";
   o << "| comparison | sleet | baseline | ratio |\n|---|---|---|---|\n";
@@ -1319,6 +1489,24 @@ std::string make_table() {
   for (std::size_t n : {std::size_t{1024}, std::size_t{4096}}) {
     info("spsc " + std::to_string(n) + " B, 2 processes, send/receive vs memcpy " + std::to_string(n) + " B",
          tp_row(Topology::spsc, Mode::processes, Wait::block, n), memcpy_row(n), Metric::bytes, fmt_gbps);
+  }
+
+  o << "\n### Typed messages (cereal) and passive mode, 2 processes, send/receive\n\n";
+  o << "Each typed row against the raw (trivially copyable) path with the same payload bytes; "
+       "passive = one on_receive handler in the receiving process, against active receive().\n\n";
+  o << "| row | msgs/s | raw or active msgs/s | ratio |\n|---|---|---|---|\n";
+  for (Topology t : kTopologies) {
+    auto typed = [&](const std::string& row, std::size_t raw) {
+      const std::string base = tp_row(t, Mode::processes, Wait::block, raw);
+      o << "| " << row << " | " << row_or_error(row, fmt_rate(value_of(row, Metric::items))) << " | "
+        << row_or_error(base, fmt_rate(value_of(base, Metric::items))) << " | "
+        << fmt_ratio(ratio_of(row, base, Metric::items)) << " |\n";
+    };
+    typed(typed_row<Str<16>>(t), 16);
+    typed(typed_row<Str<64>>(t), 64);
+    typed(typed_row<Str<1024>>(t), 1024);
+    typed(typed_row<Vec16>(t), 64);
+    typed(passive_row(t), 8);
   }
 
   o << "\n### Throughput, one producer and one consumer\n\n";

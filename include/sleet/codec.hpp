@@ -46,6 +46,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
@@ -180,6 +181,16 @@ struct ThreadStreams {
 // A per-thread buffer of at least `size` bytes (grown once, then reused).
 std::byte* encode_buffer(std::size_t size);
 
+// std::string and std::vector of arithmetic types: cereal writes them as a
+// 64-bit length and the raw elements; the codec does the same directly.
+template <class T>
+inline constexpr bool kFlatSequence = false;
+template <>
+inline constexpr bool kFlatSequence<std::string> = true;
+template <class E, class A>
+inline constexpr bool kFlatSequence<std::vector<E, A>> =
+    std::is_arithmetic_v<E> && !std::is_same_v<E, bool>;
+
 [[noreturn]] void throw_decode_failed(std::string_view type, std::size_t size,
                                       std::string_view why);
 
@@ -195,6 +206,17 @@ struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
   static constexpr std::size_t fixed_size = 0;
 
   static std::size_t encode(const T& v, std::byte* out, std::size_t capacity) {
+    if constexpr (detail::kFlatSequence<T>) {
+      // The bytes cereal would write (a 64-bit length, then the elements),
+      // without building an archive per message.
+      const std::uint64_t n = v.size();
+      const std::size_t bytes = n * sizeof(typename T::value_type);
+      if (sizeof n + bytes <= capacity) {
+        std::memcpy(out, &n, sizeof n);
+        if (bytes != 0) std::memcpy(out + sizeof n, v.data(), bytes);
+      }
+      return sizeof n + bytes;
+    }
     auto& s = detail::ThreadStreams::get();
     s.write_buffer.reset(out, capacity);
     {
@@ -204,6 +226,19 @@ struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
     return s.write_buffer.size();
   }
   static void decode(const std::byte* in, std::size_t size, T& out) {
+    if constexpr (detail::kFlatSequence<T>) {
+      std::uint64_t n = 0;
+      constexpr std::size_t elem = sizeof(typename T::value_type);
+      if (size < sizeof n) detail::throw_decode_failed(detail::type_name<T>(), size, "no length");
+      std::memcpy(&n, in, sizeof n);
+      if (n > (size - sizeof n) / elem || sizeof n + n * elem != size) {
+        detail::throw_decode_failed(detail::type_name<T>(), size,
+                                    "length " + std::to_string(n) + " does not match the record");
+      }
+      out.resize(n);
+      if (n != 0) std::memcpy(out.data(), in + sizeof n, n * elem);
+      return;
+    }
     auto& s = detail::ThreadStreams::get();
     s.read_buffer.reset(in, size);
     try {
