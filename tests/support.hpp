@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -115,6 +116,30 @@ class Child {
   pid_t pid_ = -1;
   int status_ = -1;
 };
+
+// The sleet::Error that f() throws, if any.
+template <class F>
+std::optional<sleet::Error> thrown_error(F&& f) {
+  try {
+    f();
+  } catch (const sleet::Error& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+// expr must throw sleet::Error with exactly `want`, and what() must contain
+// `needle` (Catch2 assertions; use inside a test case).
+#define CHECK_SLEET_ERROR(expr, want, needle)                                              \
+  do {                                                                                     \
+    INFO("expression: " #expr);                                                            \
+    const auto err_ = ::sleet::test::thrown_error([&] { (void)(expr); });                  \
+    REQUIRE(err_.has_value());                                                             \
+    INFO("what(): " << err_->what());                                                      \
+    CHECK(sleet::to_string(err_->value()) == sleet::to_string(want));                      \
+    CHECK(err_->code() == (want));                                                         \
+    CHECK_THAT(std::string(err_->what()), Catch::Matchers::Contains(std::string(needle))); \
+  } while (0)
 
 // A checksum of a message's sequence number and producer id, so a receiver
 // can check every message it gets.

@@ -36,27 +36,7 @@ using sleet::test::Cleanup;
 using sleet::test::unique_name;
 using Clock = std::chrono::steady_clock;
 
-template <class F>
-std::optional<sleet::Error> thrown_error(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-// expr must throw sleet::Error with exactly `want`, and what() must contain `needle`.
-#define CHECK_SLEET_ERROR(expr, want, needle)                                              \
-  do {                                                                                     \
-    INFO("expression: " #expr);                                                            \
-    const auto err_ = thrown_error([&] { (void)(expr); });                                 \
-    REQUIRE(err_.has_value());                                                             \
-    INFO("what(): " << err_->what());                                                      \
-    CHECK(sleet::to_string(err_->value()) == sleet::to_string(want));                      \
-    CHECK(err_->code() == (want));                                                         \
-    CHECK_THAT(std::string(err_->what()), Catch::Matchers::Contains(std::string(needle))); \
-  } while (0)
+using sleet::test::thrown_error;
 
 // The message of the sleet::Error that expr throws ("" if none).
 #define WHAT_OF(expr)                                               \

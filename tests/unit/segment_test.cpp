@@ -28,27 +28,7 @@ using sleet::test::Cleanup;
 using sleet::test::unique_name;
 
 // The sleet::Error thrown by f(), or nullopt if it threw nothing.
-template <class F>
-std::optional<sleet::Error> thrown_error(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-// expr must throw sleet::Error with exactly `code`, and what() must contain `needle`.
-#define CHECK_SLEET_ERROR(expr, want, needle)                                          \
-  do {                                                                                 \
-    INFO("expression: " #expr);                                                        \
-    const auto err_ = thrown_error([&] { (void)(expr); });                             \
-    REQUIRE(err_.has_value());                                                         \
-    INFO("what(): " << err_->what());                                                  \
-    CHECK(sleet::to_string(err_->value()) == sleet::to_string(want));                  \
-    CHECK(err_->code() == (want));                                                     \
-    CHECK_THAT(std::string(err_->what()), Catch::Matchers::Contains(std::string(needle))); \
-  } while (0)
+using sleet::test::thrown_error;
 
 SegmentSpec spec_of(std::uint64_t object_size, unsigned permissions = 0600) {
   return SegmentSpec{SegmentKind::value, object_size, 0x1234'5678'9abc'def0ull, "test_type",
