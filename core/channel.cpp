@@ -275,10 +275,12 @@ void ChannelBase::release_claims() noexcept {
 void ChannelBase::close() noexcept {
   RingCommon& c = common();
   if (topology_ == Topology::mpmc) mpmc_.close_tickets();  // later claims fail
-  if (c.closed.load(std::memory_order_acquire) == kOpen) {  // acquire: see the essay
-    // release: pairs with refuses_sends() (acquire).
-    c.closed.store(kClosing, std::memory_order_release);
-  }
+  // A CAS, so that a second closer can never move kClosed back to kClosing.
+  // release: pairs with refuses_sends() (acquire); relaxed on failure: the
+  // state is already past kOpen and we read nothing through it.
+  std::uint32_t open = kOpen;
+  c.closed.compare_exchange_strong(open, kClosing, std::memory_order_release,
+                                   std::memory_order_relaxed);
   heavy_fence();            // pairs with the sender's light_fence() after in_send = 1
   c.space_ec.notify_slow();  // senders asleep on a full ring wake up and see kClosing
   if (topology_ == Topology::spsc) {

@@ -94,9 +94,16 @@ class Dispatcher {
     base_.wake_receivers();
     join();
   }
-  // Waits until the thread has drained a closed channel.
+  // Waits until the thread has drained a closed channel. In the child of a
+  // fork() the thread does not exist (only its handle was copied), and from
+  // inside a handler it is this thread: then the handle is let go instead.
   void join() noexcept {
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (!thread_.joinable()) return;
+    if (owner_pid_ != current_pid() || thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
   }
 
   std::uint64_t unhandled() const noexcept {
@@ -193,6 +200,7 @@ class Dispatcher {
   std::atomic<std::uint64_t> dispatched_{0};
   std::once_flag started_;
   std::thread thread_;
+  int owner_pid_ = current_pid();  // the process that started thread_
 };
 
 }  // namespace detail

@@ -122,6 +122,9 @@ Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Dea
     }
   };
   for (;;) {
+    // The caller has just tried: with the deadline gone, announcing (and
+    // paying a membarrier) would be wasted.
+    if (deadline != kForever && Clock::now() >= deadline) return Poll::empty;
     Poll p;
     {
       Announce announce(ec);
