@@ -58,8 +58,10 @@ case "$cmd" in
     install_deps; build
     echo "== cross-process demo"
     "$builddir/examples/demo"
-    echo "== quick benchmark"
+    echo "== quick benchmark: channels"
     "$builddir/bench/channel_bench" --quick
+    echo "== quick benchmark: key-value store"
+    "$builddir/bench/kv_bench" --quick
     ;;
   test)
     install_deps; build
