@@ -15,6 +15,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <sleet/sleet.hpp>
@@ -126,6 +127,16 @@ std::optional<sleet::Error> thrown_error(F&& f) {
     return e;
   }
   return std::nullopt;
+}
+
+inline bool contains(std::string_view hay, std::string_view needle) {
+  return hay.find(needle) != std::string_view::npos;
+}
+
+// A type's name as errors and listings spell it.
+template <class T>
+std::string tname() {
+  return sleet::detail::readable_type_name(sleet::detail::type_name<T>());
 }
 
 // expr must throw sleet::Error with exactly `want`, and what() must contain

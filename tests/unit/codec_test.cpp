@@ -83,27 +83,14 @@ struct sleet::Codec<codec_test::Tagged> {
 
 namespace {
 
+using sleet::test::thrown_error;
+using sleet::test::contains;
+using sleet::test::tname;
+
 const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
 
-template <class F>
-std::optional<sleet::Error> error_of(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
 
-bool contains(std::string_view hay, std::string_view needle) {
-  return hay.find(needle) != std::string_view::npos;
-}
 
-// A type's name as errors and listings spell it.
-template <class T>
-std::string tname() {
-  return sleet::detail::readable_type_name(sleet::detail::type_name<T>());
-}
 
 // Sends every value through a fresh channel, one at a time (try_send /
 // try_receive, send / receive, send_for / receive_for in turn), then all at
@@ -242,7 +229,7 @@ TEST_CASE("codec: a user codec's decode failure is decode_failed naming the chan
                                   : base.mpmc_ring().try_write(garbage, sizeof garbage - 1)));
   tx.send(Tagged{"b", 2});
   CHECK(rx.receive() == Tagged{"a", 1});
-  auto err = error_of([&] { (void)rx.receive(); });
+  auto err = thrown_error([&] { (void)rx.receive(); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::decode_failed);
   CHECK(contains(err->what(), name));
@@ -263,7 +250,7 @@ TEST_CASE("codec: the fingerprint tells std::string from std::vector<char>", "[c
   const auto a = st::unique_name("codec.fp");
   st::Cleanup ca(a);
   auto sch = Channel<std::string>::create(a, {.topology = topo});
-  auto err = error_of([&] { (void)Channel<std::vector<char>>::open(a); });
+  auto err = thrown_error([&] { (void)Channel<std::vector<char>>::open(a); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::type_mismatch);
   CHECK(contains(err->what(), a));
@@ -273,14 +260,14 @@ TEST_CASE("codec: the fingerprint tells std::string from std::vector<char>", "[c
   const auto b = st::unique_name("codec.fp");
   st::Cleanup cb(b);
   auto vch = Channel<std::vector<char>>::create(b, {.topology = topo});
-  err = error_of([&] { (void)Channel<std::string>::open(b); });
+  err = thrown_error([&] { (void)Channel<std::string>::open(b); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::type_mismatch);
   CHECK(contains(err->what(), string_type));
   CHECK(contains(err->what(), vector_type));
 
   // open_or_create does not paper over it either.
-  err = error_of([&] { (void)Channel<std::string>::open_or_create(b); });
+  err = thrown_error([&] { (void)Channel<std::string>::open_or_create(b); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::type_mismatch);
 
@@ -308,11 +295,11 @@ TEST_CASE("codec: too_large is refused before anything is published", "[codec]")
     CHECK(contains(err->what(), std::to_string(encoded)));
     CHECK(contains(err->what(), "128"));
   };
-  check_too_large(error_of([&] { tx.send(big); }), 208);
-  check_too_large(error_of([&] { (void)tx.try_send(big); }), 208);
-  check_too_large(error_of([&] { (void)tx.send_for(big, 10ms); }), 208);
+  check_too_large(thrown_error([&] { tx.send(big); }), 208);
+  check_too_large(thrown_error([&] { (void)tx.try_send(big); }), 208);
+  check_too_large(thrown_error([&] { (void)tx.send_for(big, 10ms); }), 208);
   // The boundary: 120 bytes encode to exactly 128 and fit; 121 do not.
-  check_too_large(error_of([&] { tx.send(std::string(121, 'y')); }), 129);
+  check_too_large(thrown_error([&] { tx.send(std::string(121, 'y')); }), 129);
 
   // Nothing was published: the next message received is the small one.
   REQUIRE(tx.try_send("small"));
@@ -347,7 +334,7 @@ TEST_CASE("codec: a refused too_large message takes no room and does not count a
   // try_send, not send: on a ring clogged by refusals send() would block.
   for (int i = 0; i < 4; ++i) {
     INFO("refusal " << i);
-    CHECK(error_of([&] { (void)tx.try_send(std::string(100, 'x')); }).has_value());
+    CHECK(thrown_error([&] { (void)tx.try_send(std::string(100, 'x')); }).has_value());
   }
   CHECK(tx.stats().sent == 0);
   CHECK(tx.stats().queued == 0);
@@ -372,10 +359,10 @@ TEST_CASE("codec: too_large is reported even when the ring is full", "[codec][!m
   while (n < 100 && tx.try_send("fill")) ++n;
   REQUIRE(n < 100);
   const std::string big(100, 'x');
-  auto err = error_of([&] { (void)tx.try_send(big); });
+  auto err = thrown_error([&] { (void)tx.try_send(big); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::too_large);
-  err = error_of([&] { (void)tx.send_for(big, 20ms); });
+  err = thrown_error([&] { (void)tx.send_for(big, 20ms); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::too_large);
 }
@@ -426,13 +413,13 @@ TEST_CASE("codec: corrupted records throw decode_failed naming the channel, then
       tx.send("last");
 
       CHECK(rx.receive() == "before");
-      auto err = error_of([&] { (void)rx.receive(); });
+      auto err = thrown_error([&] { (void)rx.receive(); });
       REQUIRE(err);
       CHECK(err->code() == sleet::errc::decode_failed);
       CHECK(contains(err->what(), "channel '" + name + "'"));
       CHECK(rx.receive() == "after");
       // try_receive reports it the same way, and the record is consumed.
-      err = error_of([&] { (void)rx.try_receive(); });
+      err = thrown_error([&] { (void)rx.try_receive(); });
       REQUIRE(err);
       CHECK(err->code() == sleet::errc::decode_failed);
       CHECK(contains(err->what(), name));
@@ -456,7 +443,7 @@ TEST_CASE("codec: decode_failed for a raw type, a variant and a vector", "[codec
     REQUIRE(write_raw(tx.base(), "abc"));
     tx.send(2);
     CHECK(rx.receive() == 1);
-    auto err = error_of([&] { (void)rx.receive(); });
+    auto err = thrown_error([&] { (void)rx.receive(); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::decode_failed);
     CHECK(contains(err->what(), name));
@@ -475,7 +462,7 @@ TEST_CASE("codec: decode_failed for a raw type, a variant and a vector", "[codec
     REQUIRE(write_raw(tx.base(), rec + u64_bytes(5)));
     tx.send(V{std::string("ok")});
     CHECK(rx.receive() == V{1.0});
-    auto err = error_of([&] { (void)rx.receive(); });
+    auto err = thrown_error([&] { (void)rx.receive(); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::decode_failed);
     CHECK(contains(err->what(), name));
@@ -488,7 +475,7 @@ TEST_CASE("codec: decode_failed for a raw type, a variant and a vector", "[codec
     auto rx = Channel<std::vector<int>>::open(name);
     REQUIRE(write_raw(tx.base(), u64_bytes(1000) + std::string(12, '\x01')));
     tx.send({4, 5, 6});
-    auto err = error_of([&] { (void)rx.receive(); });
+    auto err = thrown_error([&] { (void)rx.receive(); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::decode_failed);
     CHECK(contains(err->what(), name));

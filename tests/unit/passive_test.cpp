@@ -28,21 +28,12 @@ using sleet::Topology;
 
 namespace {
 
+using sleet::test::thrown_error;
+using sleet::test::contains;
+
 const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
 
-template <class F>
-std::optional<sleet::Error> error_of(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
 
-bool contains(std::string_view hay, std::string_view needle) {
-  return hay.find(needle) != std::string_view::npos;
-}
 
 // Polls `pred` every millisecond for at most `timeout`.
 template <class Pred>
@@ -546,10 +537,10 @@ TEST_CASE("passive: wrong_mode both ways", "[passive]") {
   SECTION("receive() on a channel in passive mode") {
     auto rx = Channel<int>::open(name);
     rx.on_receive([&](const int&) { calls.fetch_add(1); });
-    CHECK(is_wrong_mode(error_of([&] { (void)rx.receive(); })));
-    CHECK(is_wrong_mode(error_of([&] { (void)rx.try_receive(); })));
-    CHECK(is_wrong_mode(error_of([&] { (void)rx.receive_for(1ms); })));
-    CHECK(is_wrong_mode(error_of([&] {
+    CHECK(is_wrong_mode(thrown_error([&] { (void)rx.receive(); })));
+    CHECK(is_wrong_mode(thrown_error([&] { (void)rx.try_receive(); })));
+    CHECK(is_wrong_mode(thrown_error([&] { (void)rx.receive_for(1ms); })));
+    CHECK(is_wrong_mode(thrown_error([&] {
       for (int v : rx) (void)v;
     })));
     // Still passive and working.
@@ -559,9 +550,9 @@ TEST_CASE("passive: wrong_mode both ways", "[passive]") {
   SECTION("on_receive() on a channel read actively") {
     auto rx = Channel<int>::open(name);
     CHECK_FALSE(rx.try_receive().has_value());
-    CHECK(is_wrong_mode(error_of([&] { rx.on_receive([](const int&) {}); })));
-    CHECK(is_wrong_mode(error_of([&] { rx.on_receive([](const int&) {}, [](const int&) { return true; }); })));
-    CHECK(is_wrong_mode(error_of([&] { rx.on_error([](std::exception_ptr) {}); })));
+    CHECK(is_wrong_mode(thrown_error([&] { rx.on_receive([](const int&) {}); })));
+    CHECK(is_wrong_mode(thrown_error([&] { rx.on_receive([](const int&) {}, [](const int&) { return true; }); })));
+    CHECK(is_wrong_mode(thrown_error([&] { rx.on_error([](std::exception_ptr) {}); })));
     // Still active and working.
     tx.send(2);
     CHECK(rx.receive_for(1s) == 2);

@@ -20,25 +20,12 @@ using sleet::Pipe;
 
 namespace {
 
-template <class F>
-std::optional<sleet::Error> error_of(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
+using sleet::test::thrown_error;
+using sleet::test::contains;
+using sleet::test::tname;
 
-bool contains(std::string_view hay, std::string_view needle) {
-  return hay.find(needle) != std::string_view::npos;
-}
 
-// A type's name as errors and listings spell it.
-template <class T>
-std::string tname() {
-  return sleet::detail::readable_type_name(sleet::detail::type_name<T>());
-}
+
 
 template <class Pred>
 bool wait_until(Pred&& pred, std::chrono::milliseconds timeout = 2000ms) {
@@ -148,21 +135,21 @@ TEST_CASE("pipe: close from one end ends the other's receive with errc::closed",
     CHECK(b.closed());
     CHECK(b.receive() == 1);
     CHECK(b.try_receive() == 2);
-    auto err = error_of([&] { (void)b.receive(); });
+    auto err = thrown_error([&] { (void)b.receive(); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::closed);
     CHECK(contains(err->what(), name));
-    err = error_of([&] { (void)b.try_receive(); });
+    err = thrown_error([&] { (void)b.try_receive(); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::closed);
     // Both directions are closed, for both ends.
-    err = error_of([&] { b.send(3); });
+    err = thrown_error([&] { b.send(3); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::closed);
-    err = error_of([&] { (void)a.receive_for(10ms); });
+    err = thrown_error([&] { (void)a.receive_for(10ms); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::closed);
-    err = error_of([&] { (void)a.try_send(4); });
+    err = thrown_error([&] { (void)a.try_send(4); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::closed);
   }
@@ -232,7 +219,7 @@ TEST_CASE("pipe: passive mode on a pipe end", "[pipe][passive]") {
   // The passive end still sends actively, and receive() on it is wrong_mode.
   b.send(42);
   CHECK(a.receive_for(1s) == 42);
-  auto err = error_of([&] { (void)b.try_receive(); });
+  auto err = thrown_error([&] { (void)b.try_receive(); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::wrong_mode);
   // close() drains the passive end.
@@ -257,16 +244,16 @@ TEST_CASE("pipe: Pipe::open attaches either end of an existing pipe", "[pipe]") 
 
   // A second live object on the same end is refused (each direction is spsc).
   auto a2 = Pipe<std::string>::open(name, End::a);
-  auto err = error_of([&] { a2.send("x"); });
+  auto err = thrown_error([&] { a2.send("x"); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::busy);
-  err = error_of([&] { (void)a2.try_receive(); });
+  err = thrown_error([&] { (void)a2.try_receive(); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::busy);
 
   CHECK(Pipe<std::string>::remove(name));
   CHECK_FALSE(Pipe<std::string>::remove(name));
-  auto missing = error_of([&] { (void)Pipe<std::string>::open(name, End::a); });
+  auto missing = thrown_error([&] { (void)Pipe<std::string>::open(name, End::a); });
   REQUIRE(missing);
   CHECK(missing->code() == sleet::errc::not_found);
 }
@@ -277,11 +264,11 @@ TEST_CASE("pipe: kind and type checks", "[pipe]") {
   auto [a, b] = Pipe<std::string>::create(name);
 
   SECTION("a Channel<T> on a pipe's name is kind_mismatch") {
-    auto err = error_of([&] { (void)sleet::Channel<std::string>::open(name); });
+    auto err = thrown_error([&] { (void)sleet::Channel<std::string>::open(name); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::kind_mismatch);
     CHECK(contains(err->what(), name));
-    err = error_of([&] { (void)sleet::get_channel<std::string>(name); });
+    err = thrown_error([&] { (void)sleet::get_channel<std::string>(name); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::kind_mismatch);
   }
@@ -289,24 +276,24 @@ TEST_CASE("pipe: kind and type checks", "[pipe]") {
     const auto ch_name = st::unique_name("pipe.kindch");
     st::Cleanup ch_cleanup(ch_name);
     auto ch = sleet::Channel<std::string>::create(ch_name);
-    auto err = error_of([&] { (void)Pipe<std::string>::open(ch_name, End::a); });
+    auto err = thrown_error([&] { (void)Pipe<std::string>::open(ch_name, End::a); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::kind_mismatch);
     CHECK(contains(err->what(), ch_name));
   }
   SECTION("Pipe::open with another type is type_mismatch naming both types") {
-    auto err = error_of([&] { (void)Pipe<std::vector<char>>::open(name, End::b); });
+    auto err = thrown_error([&] { (void)Pipe<std::vector<char>>::open(name, End::b); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::type_mismatch);
     CHECK(contains(err->what(), name));
     CHECK(contains(err->what(), tname<std::string>()));
     CHECK(contains(err->what(), tname<std::vector<char>>()));
-    err = error_of([&] { (void)Pipe<int>::open(name, End::a); });
+    err = thrown_error([&] { (void)Pipe<int>::open(name, End::a); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::type_mismatch);
   }
   SECTION("create on a taken name is already_exists") {
-    auto err = error_of([&] { (void)Pipe<std::string>::create(name); });
+    auto err = thrown_error([&] { (void)Pipe<std::string>::create(name); });
     REQUIRE(err);
     CHECK(err->code() == sleet::errc::already_exists);
   }
@@ -316,14 +303,14 @@ TEST_CASE("pipe: too_large names the pipe and its direction; nothing is sent", "
   const auto name = st::unique_name("pipe.errors");
   st::Cleanup cleanup(name);
   auto [a, b] = Pipe<std::string>::create(name, {.capacity = 4, .max_message_size = 64});
-  auto err = error_of([&] { a.send(std::string(100, 'x')); });
+  auto err = thrown_error([&] { a.send(std::string(100, 'x')); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::too_large);
   CHECK(contains(err->what(), name));
   CHECK(contains(err->what(), "a->b"));
   CHECK(contains(err->what(), "108"));
   CHECK(contains(err->what(), "64"));
-  err = error_of([&] { (void)b.try_send(std::string(57, 'y')); });  // 65 bytes encoded
+  err = thrown_error([&] { (void)b.try_send(std::string(57, 'y')); });  // 65 bytes encoded
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::too_large);
   CHECK(contains(err->what(), "b->a"));

@@ -24,25 +24,12 @@ using sleet::Topology;
 
 namespace {
 
-template <class F>
-std::optional<sleet::Error> error_of(F&& f) {
-  try {
-    f();
-  } catch (const sleet::Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
+using sleet::test::thrown_error;
+using sleet::test::contains;
+using sleet::test::tname;
 
-bool contains(std::string_view hay, std::string_view needle) {
-  return hay.find(needle) != std::string_view::npos;
-}
 
-// A type's name as errors and listings spell it.
-template <class T>
-std::string tname() {
-  return sleet::detail::readable_type_name(sleet::detail::type_name<T>());
-}
+
 
 std::optional<sleet::ChannelInfo> find_info(const std::string& name) {
   std::optional<sleet::ChannelInfo> found;
@@ -198,25 +185,25 @@ TEST_CASE("registry: get_channel opens with the type check", "[registry]") {
   CHECK(rx.receive() == "via registry");
   CHECK(rx.topology() == Topology::spsc);
 
-  auto err = error_of([&] { (void)sleet::get_channel<std::vector<char>>(name); });
+  auto err = thrown_error([&] { (void)sleet::get_channel<std::vector<char>>(name); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::type_mismatch);
   CHECK(contains(err->what(), name));
   CHECK(contains(err->what(), tname<std::string>()));
   CHECK(contains(err->what(), tname<std::vector<char>>()));
 
-  err = error_of([&] { (void)sleet::get_channel<int>(name); });
+  err = thrown_error([&] { (void)sleet::get_channel<int>(name); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::type_mismatch);
   CHECK(contains(err->what(), "int"));
 
   const auto missing = st::unique_name("reg.missing");
-  err = error_of([&] { (void)sleet::get_channel<int>(missing); });
+  err = thrown_error([&] { (void)sleet::get_channel<int>(missing); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::not_found);
   CHECK(contains(err->what(), missing));
 
-  err = error_of([&] { (void)sleet::get_channel<int>("bad name!"); });
+  err = thrown_error([&] { (void)sleet::get_channel<int>("bad name!"); });
   REQUIRE(err);
   CHECK(err->code() == sleet::errc::invalid_name);
 }
