@@ -206,19 +206,8 @@ ChannelBase ChannelBase::open(std::string_view name, const MessageType& type) {
 
 ChannelBase ChannelBase::open_or_create(std::string_view name, const ChannelOptions& options,
                                         const MessageType& type) {
-  // Another process may create or remove the name between our attempts.
-  for (int attempt = 0;; ++attempt) {
-    try {
-      return create(name, options, type);
-    } catch (const Error& e) {
-      if (e.code() != errc::already_exists) throw;
-    }
-    try {
-      return open(name, type);
-    } catch (const Error& e) {
-      if (e.code() != errc::not_found || attempt >= 100) throw;
-    }
-  }
+  return create_or_open([&] { return create(name, options, type); },
+                        [&] { return open(name, type); });
 }
 
 bool ChannelBase::remove(std::string_view name) { return Segment::remove(name); }

@@ -23,6 +23,9 @@ std::string_view to_string(errc e) noexcept {
     case errc::decode_failed: return "decode_failed";
     case errc::owner_died: return "owner_died";
     case errc::permission_denied: return "permission_denied";
+    case errc::not_owner: return "not_owner";
+    case errc::not_managed: return "not_managed";
+    case errc::child_failed: return "child_failed";
     case errc::system_error: return "system_error";
   }
   return "unknown";

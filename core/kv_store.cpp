@@ -116,18 +116,7 @@ KvStore KvStore::open(std::string_view name) {
 }
 
 KvStore KvStore::open_or_create(std::string_view name, const KvOptions& options) {
-  for (int attempt = 0;; ++attempt) {
-    try {
-      return create(name, options);
-    } catch (const Error& e) {
-      if (e.code() != errc::already_exists) throw;
-    }
-    try {
-      return open(name);
-    } catch (const Error& e) {
-      if (e.code() != errc::not_found || attempt >= 100) throw;
-    }
-  }
+  return create_or_open([&] { return create(name, options); }, [&] { return open(name); });
 }
 
 bool KvStore::remove(std::string_view name) { return Segment::remove(name); }

@@ -13,10 +13,30 @@
 namespace sleet::detail {
 
 std::atomic<int> g_current_pid{0};
+thread_local int t_current_tid = 0;
 
 namespace {
 void after_fork_in_child() noexcept {
   g_current_pid.store(static_cast<int>(::getpid()), std::memory_order_relaxed);  // relaxed: see header
+  t_current_tid = 0;  // the child's only thread has a new id
+}
+
+// False when /proc/<id>/stat is gone or says the task is a zombie (Z) or
+// dead (X); true when it cannot tell.
+bool proc_task_running(int id) noexcept {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", id);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return !(n < 0 && errno == ESRCH);  // ESRCH: it died since open()
+  buf[n] = '\0';
+  // The state follows the ")" that ends the command name.
+  const char* paren = std::strrchr(buf, ')');
+  if (paren == nullptr || paren[1] != ' ') return true;
+  return paren[2] != 'Z' && paren[2] != 'X';
 }
 
 // Registered once per process, before main() or at first use.
@@ -34,23 +54,21 @@ int refresh_current_pid() noexcept {
   return pid;
 }
 
+int refresh_current_tid() noexcept {
+  t_current_tid = static_cast<int>(::gettid());
+  return t_current_tid;
+}
+
 bool pid_alive(int pid) noexcept {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;  // EPERM: exists, not ours
-  // A zombie (dead, not yet reaped) still answers kill(); its state in
-  // /proc/<pid>/stat, after the ")" that ends the command name, says Z or X.
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno != ENOENT;  // no /proc: trust kill()
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] != ' ') return true;
-  return paren[2] != 'Z' && paren[2] != 'X';
+  // A zombie (dead, not yet reaped) still answers kill().
+  return proc_task_running(pid);
+}
+
+bool thread_alive(int tid) noexcept {
+  // /proc/<tid> resolves any thread id, not only process ids.
+  return tid > 0 && proc_task_running(tid);
 }
 
 }  // namespace sleet::detail

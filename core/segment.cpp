@@ -279,6 +279,14 @@ Segment Segment::open(std::string_view name, SegmentKind kind, std::uint64_t fin
   return seg;
 }
 
+void require_object_size(const Segment& segment, std::uint64_t expected, std::string_view what) {
+  if (segment.object_size() != expected) {
+    throw_error(errc::not_sleet, what,
+                "object is " + std::to_string(segment.object_size()) + " bytes, expected " +
+                    std::to_string(expected) + " (damaged or not made by this version)");
+  }
+}
+
 bool Segment::remove(std::string_view name) {
   validate_name(name);
   const std::string shm = shm_name(name);

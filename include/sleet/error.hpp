@@ -31,7 +31,7 @@ enum class errc {
   kind_mismatch,         // a sleet segment of another kind (kv opened as channel)
   type_mismatch,         // a channel of another message type
   too_large,             // a message or value larger than its maximum
-  full,                  // a store with no free slot
+  full,                  // a store with no free slot, a semaphore at its maximum
   timeout,               // a bounded wait ran out (cold paths only)
   closed,                // the channel was closed
   wrong_mode,            // active and passive receive on one Channel object
@@ -40,6 +40,9 @@ enum class errc {
   decode_failed,         // a payload that does not decode
   owner_died,            // a robust lock whose owner died
   permission_denied,     // the object exists but we may not open it
+  not_owner,             // a mutex unlocked by a thread that does not hold it
+  not_managed,           // this_process used in a process no ProcessManager started
+  child_failed,          // a managed child could not be started or gave up restarting
   system_error,          // any other failing system call (errno in the message)
 };
 

@@ -35,6 +35,7 @@
 // mapped by several processes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -141,6 +142,40 @@ Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Dea
     }
     if (p != Poll::empty) return p;
     if (Clock::now() >= deadline) return Poll::empty;
+  }
+}
+
+// The wait of the primitives whose futex word is their state (semaphore,
+// event): sleeps on `word` while it reads `expected`, announcing itself in
+// `waiters`; the other side changes the word with a seq_cst RMW and then
+// wakes only if it reads waiters != 0 (semaphore.hpp has the argument).
+// Returns true once done() does, false at the deadline.
+template <class Done>
+bool wait_announced(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                    std::atomic<std::uint32_t>& waiters, std::atomic<std::uint64_t>& sleeps,
+                    Done&& done, std::chrono::nanoseconds spin, Deadline deadline) noexcept {
+  if (spin.count() > 0) {
+    const Deadline spin_end = std::min(deadline, Clock::now() + spin);
+    for (unsigned i = 1;; ++i) {
+      cpu_relax();
+      if (done()) return true;
+      if ((i & 63) == 0 && Clock::now() >= spin_end) break;
+    }
+  }
+  for (;;) {
+    if (Clock::now() >= deadline) return false;
+    // seq_cst: the announcement must be ordered before the re-check below
+    // and the kernel's read of the word (a store-load pair).
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    bool finished = done();
+    if (!finished) {
+      sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
+      futex_wait(&word, expected, deadline);
+      finished = done();
+    }
+    // relaxed: a late decrement only costs the other side a spare wake.
+    waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (finished) return true;
   }
 }
 

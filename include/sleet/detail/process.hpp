@@ -24,6 +24,22 @@ inline int current_pid() noexcept {
   return SLEET_LIKELY(pid != 0) ? pid : refresh_current_pid();
 }
 
+// The calling thread's kernel id (gettid()), cached per thread; the fork
+// handler clears the forking thread's cache in the child. Robust locks store
+// it as their owner.
+extern thread_local int t_current_tid;
+int refresh_current_tid() noexcept;
+
+inline int current_tid() noexcept {
+  const int tid = t_current_tid;
+  return SLEET_LIKELY(tid != 0) ? tid : refresh_current_tid();
+}
+
+// Whether the thread `tid` (of any process in our pid namespace) still
+// runs: /proc/<tid> exists and is not a zombie. Slow (reads /proc): for
+// dead-owner checks on slow paths only.
+bool thread_alive(int tid) noexcept;
+
 // True unless kill(pid, 0) says the process does not exist. A pid of 0 or
 // below is "nobody" and never alive.
 bool pid_alive(int pid) noexcept;

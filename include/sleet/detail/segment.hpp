@@ -48,6 +48,7 @@
 #include <string_view>
 
 #include "sleet/detail/platform.hpp"
+#include "sleet/error.hpp"
 
 namespace sleet::detail {
 
@@ -166,5 +167,28 @@ class Segment {
   int user_slot_ = -1;
   int user_pid_ = 0;
 };
+
+// open_or_create() of every object: create, or open what another process
+// created; retried because the name may be created or removed between the
+// two attempts.
+template <class Create, class Open>
+auto create_or_open(Create&& create, Open&& open) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return create();
+    } catch (const Error& e) {
+      if (e.code() != errc::already_exists) throw;
+    }
+    try {
+      return open();
+    } catch (const Error& e) {
+      if (e.code() != errc::not_found || attempt >= 100) throw;
+    }
+  }
+}
+
+// Throws errc::not_sleet unless an opened object is exactly `expected` bytes
+// (objects of a fixed layout: the primitives).
+void require_object_size(const Segment& segment, std::uint64_t expected, std::string_view what);
 
 }  // namespace sleet::detail
