@@ -45,6 +45,20 @@ TEST_CASE("host channel example: passive and active receive in a child", "[ipc][
   CHECK(count(r.out, "Active receive: I am liteyuki main process active\n") == 4);
 }
 
+TEST_CASE("manager example: start, both channels, a requested restart, stop", "[ipc][examples][pm]") {
+  const Run r = run("manager_example");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(count(r.out, "hook: plugins started\n") == 2);
+  CHECK(count(r.out, "main got: hello main, I am plugins\n") == 1);
+  CHECK(count(r.out, "[plugins] event: event.tick\n") == 3);
+  CHECK(count(r.out, "plugins handled 3 events\n") == 1);
+  CHECK(count(r.out, "hook: plugins restarting\n") == 1);
+  CHECK(count(r.out, "restarted: yes, new process\n") == 1);
+  CHECK(count(r.out, "hook: plugins shutting down\n") == 2);
+  CHECK(count(r.out, "alive after stop_all: no\n") == 1);
+}
+
 TEST_CASE("pipe example: every ping is answered", "[ipc][examples]") {
   const Run r = run("pipe_example 7");
   INFO(r.out);
