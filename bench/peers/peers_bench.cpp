@@ -57,7 +57,7 @@
 //
 // Flags
 //   --quick          1 round of 0.04 s per case (a few seconds in all)
-//   --rounds=N       rounds (default 3)
+//   --rounds=N       rounds (default 5)
 //   --seconds=S      time budget of one case (default 0.25)
 //   --out=FILE       write the results as CSV (comment lines start with #)
 //   --only=a,b       only these mechanisms (sleet is always kept for ratios)
@@ -132,7 +132,7 @@ constexpr std::size_t kValueSize = 64;
 struct Settings {
   bool quick = false;
   bool pin = true;
-  int rounds = 3;
+  int rounds = 5;
   double seconds = 0.25;
   std::string out;
   std::vector<std::string> only, workloads;
