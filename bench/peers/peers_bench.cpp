@@ -60,7 +60,7 @@
 //   --rounds=N       rounds (default 5)
 //   --seconds=S      time budget of one case (default 0.25)
 //   --out=FILE       write the results as CSV (comment lines start with #)
-//   --only=a,b       only these mechanisms (sleet is always kept for ratios)
+//   --only=a,b       only these mechanisms (ratios need sleet among them)
 //   --workload=a,b   only these workloads (throughput, roundtrip, kv)
 //   --payload=a,b    only these payload sizes
 //   --no-pin         do not pin the two processes to CPUs
@@ -1478,7 +1478,7 @@ int run(int argc, char** argv) {
 #endif
   std::vector<Mechanism> mechs = mechanisms(redis_port);
   if (!g_settings.only.empty()) {
-    std::erase_if(mechs, [](const Mechanism& m) { return m.name != "sleet" && !contains(g_settings.only, m.name); });
+    std::erase_if(mechs, [](const Mechanism& m) { return !contains(g_settings.only, m.name); });
   }
 #if SLEET_PEERS_HAVE_HIREDIS
   for (auto& m : mechs) {

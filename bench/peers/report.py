@@ -57,6 +57,10 @@ def fmt_value(unit, v):
     return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
 
 
+def fmt_ratio(x):
+    return f"{x:.2g}" if x < 0.1 else f"{x:.2f}" if x < 10 else f"{x:.0f}"
+
+
 def fmt_cell(r, ranges):
     if r["value"] is None:
         return "failed"
@@ -65,10 +69,9 @@ def fmt_cell(r, ranges):
         return f"**1.00** ({value})"
     if r["ratio_vs_sleet"] is None:
         return value
-    x = r["ratio_vs_sleet"]
-    ratio = f"**{x:.2g}**" if x < 0.1 else f"**{x:.2f}**" if x < 10 else f"**{x:.0f}**"
+    ratio = f"**{fmt_ratio(r['ratio_vs_sleet'])}**"
     if ranges and r["ratio_min"] is not None and r["ratio_min"] != r["ratio_max"]:
-        ratio += f" [{r['ratio_min']:.2g}–{r['ratio_max']:.2g}]"
+        ratio += f" [{fmt_ratio(r['ratio_min'])}–{fmt_ratio(r['ratio_max'])}]"
     return f"{ratio} ({value})"
 
 
