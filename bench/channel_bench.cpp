@@ -79,14 +79,11 @@
 #include <utility>
 #include <vector>
 
+#include "harness.hpp"
 #include "sleet/sleet.hpp"
 
 #if SLEET_BENCH_HAVE_ATOMIC_QUEUE
 #include <atomic_queue/atomic_queue.h>
-#endif
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #endif
 
 namespace {
@@ -107,68 +104,19 @@ struct Settings {
 Settings g_settings;
 std::vector<int> g_cpus;  // CPUs this process may run on
 
-void cpu_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // system-wide: comparable across processes
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+using sleet_bench::cpu_pause;
+using sleet_bench::now_ns;
+using sleet_bench::Shared;
 
 void pin_to_cpu_for(int index) noexcept {
-  if (!g_settings.pin || g_cpus.size() < 2) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(g_cpus[static_cast<std::size_t>(index) % g_cpus.size()], &set);
-  ::sched_setaffinity(0, sizeof set, &set);  // 0: the calling thread
+  if (g_settings.pin) sleet_bench::pin_to_cpu_for(g_cpus, index);
 }
 
 // ---------------------------------------------------------- segment names
 
-// Segments this process created and has not removed yet. The signal handler
-// unlinks them (unlink() is async-signal-safe; shm_unlink() is unlink() of
-// /dev/shm/<name> on Linux).
-class SegmentRegistry {
- public:
-  static constexpr int kSlots = 16;
-  int add(const std::string& name) noexcept {
-    const std::string path = "/dev/shm/sleet." + name;
-    for (int i = 0; i < kSlots; ++i) {
-      bool expected = false;
-      if (used_[i].load(std::memory_order_relaxed)) continue;
-      std::snprintf(paths_[i], sizeof paths_[i], "%s", path.c_str());
-      // release: the path is written before the handler may read it.
-      if (used_[i].compare_exchange_strong(expected, true, std::memory_order_release)) return i;
-    }
-    return -1;
-  }
-  void drop(int slot) noexcept {
-    if (slot >= 0) used_[slot].store(false, std::memory_order_relaxed);
-  }
-  void unlink_all() noexcept {
-    for (int i = 0; i < kSlots; ++i) {
-      // acquire: pairs with the release in add().
-      if (used_[i].load(std::memory_order_acquire)) ::unlink(paths_[i]);
-    }
-  }
-
- private:
-  char paths_[kSlots][256] = {};
-  std::atomic<bool> used_[kSlots] = {};
-};
-SegmentRegistry g_registry;
-
-void on_fatal_signal(int sig) {
-  g_registry.unlink_all();
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
+// Segments this process created and has not removed yet: the signal
+// handler unlinks them (shm_unlink() is unlink() of /dev/shm/<name> on Linux).
+sleet_bench::Cleanup g_registry;
 
 // A unique channel name owned by this scope: removed when the scope ends,
 // only by the process that made it (a forked child never removes it).
@@ -177,7 +125,7 @@ class ScopedName {
   explicit ScopedName(const char* tag)
       : name_("bench." + std::to_string(::getpid()) + "." + tag + "." + std::to_string(++counter_)),
         owner_(::getpid()),
-        slot_(g_registry.add(name_)) {
+        slot_(g_registry.add(sleet_bench::Cleanup::kUnlink, "/dev/shm/sleet." + name_)) {
     unlink();  // a leftover of a crashed run with a recycled pid
   }
   ~ScopedName() {
@@ -203,83 +151,29 @@ class ScopedName {
   int slot_;
 };
 
-// A T in MAP_SHARED|MAP_ANONYMOUS memory: shared with children forked after
-// it was made.
-template <class T>
-class Shared {
- public:
-  Shared() {
-    void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
-    p_ = new (p) T();
-  }
-  ~Shared() {
-    p_->~T();
-    ::munmap(p_, bytes());
-  }
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  T& operator*() const noexcept { return *p_; }
-  T* operator->() const noexcept { return p_; }
-
- private:
-  static constexpr std::size_t bytes() noexcept { return (sizeof(T) + 4095) / 4096 * 4096; }
-  T* p_;
-};
-
 // ------------------------------------------------------------ the harness
 
 enum class Mode { threads, processes };
 const char* to_string(Mode m) { return m == Mode::threads ? "threads" : "procs"; }
 
-// Control block of one run, shared by the parent and its workers.
-struct Ctrl {
-  static constexpr int kMaxWorkers = 4;
-  alignas(128) std::atomic<int> ready{0};  // workers at the barrier
-  alignas(128) std::atomic<int> go{0};     // set once every worker is ready
-  alignas(128) std::atomic<int> failed{0};
-  std::atomic<int> error_set{0};
-  char error[256] = {};
+// Control block of one run, shared by the parent and its workers: the
+// harness's barrier, failure flag and times, plus what the workloads check.
+struct Ctrl : sleet_bench::Control {
   alignas(128) std::atomic<int> producers_done{0};
   std::atomic<std::uint64_t> checksum{0};
-  std::atomic<std::int64_t> start_ns[kMaxWorkers] = {};
-  std::atomic<std::int64_t> end_ns[kMaxWorkers] = {};
   std::atomic<double> typical_ns{0};  // round trips: median of batches (0: not measured)
-
-  void fail(const char* what) noexcept {
-    if (error_set.exchange(1, std::memory_order_acq_rel) == 0) {
-      std::snprintf(error, sizeof error, "%s", what);
-    }
-    // release: the message is written before anyone sees `failed`.
-    failed.store(1, std::memory_order_release);
-  }
 };
 
-struct Aborted {};  // thrown in a worker when another one failed
+using sleet_bench::Aborted;  // thrown in a worker when another one failed
 
-class Worker {
+class Worker : public sleet_bench::Worker {
  public:
-  Worker(Ctrl& c, int index) : c_(c), index_(index) {}
-  int index() const noexcept { return index_; }
+  Worker(Ctrl& c, int index) : sleet_bench::Worker(c, index), c_(c) {}
   Ctrl& ctrl() const noexcept { return c_; }
-
-  void check() const {
-    if (c_.failed.load(std::memory_order_relaxed)) throw Aborted{};
-  }
-  // The barrier: returns when every worker has arrived, then the clock runs.
-  void start() {
-    c_.ready.fetch_add(1, std::memory_order_acq_rel);
-    while (!c_.go.load(std::memory_order_acquire)) {
-      check();
-      ::sched_yield();  // workers may outnumber CPUs
-    }
-    c_.start_ns[index_].store(now_ns(), std::memory_order_relaxed);
-  }
-  void finish() { c_.end_ns[index_].store(now_ns(), std::memory_order_relaxed); }
+  void finish() { sleet_bench::Worker::finish(0); }
 
  private:
   Ctrl& c_;
-  int index_;
 };
 
 // Between polls of a try_* loop: a pause, and now and then a look at whether
@@ -302,16 +196,7 @@ double run_workers(Mode mode, int n, Ctrl& c, const Hooks& hooks, Fn&& fn) {
   auto body = [&](int i) noexcept {
     pin_to_cpu_for(i);
     Worker w(c, i);
-    try {
-      fn(w);
-    } catch (const Aborted&) {
-    } catch (const std::exception& e) {
-      c.fail(e.what());
-      if (hooks.on_abort) hooks.on_abort();
-    } catch (...) {
-      c.fail("unknown exception");
-      if (hooks.on_abort) hooks.on_abort();
-    }
+    if (!sleet_bench::record_failure(c, [&] { fn(w); }) && hooks.on_abort) hooks.on_abort();
   };
   auto wait_ready = [&](auto&& dead) {
     const std::int64_t limit = now_ns() + 30'000'000'000;  // 30 s to warm up
@@ -338,21 +223,15 @@ double run_workers(Mode mode, int n, Ctrl& c, const Hooks& hooks, Fn&& fn) {
     }
     for (auto& t : threads) t.join();
   } else {
-    const pid_t parent = ::getpid();
     std::vector<pid_t> pids;
-    std::fflush(nullptr);  // nothing buffered may be written twice
     for (int i = 0; i < n; ++i) {
-      const pid_t pid = ::fork();
+      const pid_t pid = sleet_bench::fork_child(300, [&] {
+        body(i);
+        return c.failed.load(std::memory_order_acquire) ? 1 : 0;
+      });
       if (pid < 0) {
         c.fail("fork failed");
         break;
-      }
-      if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(3);
-        ::alarm(300);  // last resort against a hang
-        body(i);
-        ::_exit(c.failed.load(std::memory_order_acquire) ? 1 : 0);
       }
       pids.push_back(pid);
     }
@@ -1613,7 +1492,7 @@ int main(int argc, char** argv) {
       if (CPU_ISSET(c, &set)) g_cpus.push_back(c);
     }
   }
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, on_fatal_signal);
+  sleet_bench::remove_on_fatal_signals(g_registry);
   ::signal(SIGPIPE, SIG_IGN);  // a pipe peer that died is an error, not a death
 
 #if !SLEET_BENCH_HAVE_ATOMIC_QUEUE

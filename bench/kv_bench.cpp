@@ -111,6 +111,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness.hpp"
 #include "sleet/sleet.hpp"
 
 #if SLEET_HAVE_BOOST
@@ -165,18 +166,11 @@ std::int64_t cpu_now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // system-wide: comparable across processes
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+using sleet_bench::now_ns;
+using sleet_bench::Shared;
 
 void pin_to_cpu_for(int index) noexcept {
-  if (!g_settings.pin || g_cpus.size() < 2) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(g_cpus[static_cast<std::size_t>(index) % g_cpus.size()], &set);
-  ::sched_setaffinity(0, sizeof set, &set);
+  if (g_settings.pin) sleet_bench::pin_to_cpu_for(g_cpus, index);
 }
 
 // ------------------------------------------------------- keys and values
@@ -265,73 +259,21 @@ struct Rng {
 // ---------------------------------------------------------- cleanup
 
 // Paths this process created and has not removed yet. The signal handler
-// and the atexit handler remove them; a directory entry is an LMDB
-// environment (data.mdb, lock.mdb, then the directory).
-class Registry {
- public:
-  static constexpr int kSlots = 32;
-  int add(const std::string& path, bool dir) noexcept {
-    for (int i = 0; i < kSlots; ++i) {
-      if (used_[i].load(std::memory_order_relaxed)) continue;
-      std::snprintf(paths_[i], sizeof paths_[i], "%s", path.c_str());
-      dir_[i] = dir;
-      bool expected = false;
-      // release: the path is written before the handler may read it.
-      if (used_[i].compare_exchange_strong(expected, true, std::memory_order_release)) return i;
-    }
-    return -1;
-  }
-  void drop(int slot) noexcept {
-    if (slot >= 0) used_[slot].store(false, std::memory_order_relaxed);
-  }
-  // Async-signal-safe: unlink, rmdir and plain string copies only.
-  void remove_all() noexcept {
-    if (::getpid() != g_parent) return;
-    for (int i = 0; i < kSlots; ++i) {
-      // acquire: pairs with the release in add().
-      if (!used_[i].load(std::memory_order_acquire)) continue;
-      remove_path(paths_[i], dir_[i]);
-    }
-  }
-  static void remove_path(const char* path, bool dir) noexcept {
-    if (!dir) {
-      ::unlink(path);
-      return;
-    }
-    char buf[300];
-    for (const char* leaf : {"/data.mdb", "/lock.mdb"}) {
-      const std::size_t n = std::strlen(path);
-      if (n + std::strlen(leaf) + 1 > sizeof buf) break;
-      std::memcpy(buf, path, n);
-      std::memcpy(buf + n, leaf, std::strlen(leaf) + 1);
-      ::unlink(buf);
-    }
-    ::rmdir(path);
-  }
-
- private:
-  char paths_[kSlots][256] = {};
-  bool dir_[kSlots] = {};
-  std::atomic<bool> used_[kSlots] = {};
-};
-Registry g_registry;
-
-void on_fatal_signal(int sig) {
-  g_registry.remove_all();
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
+// and the atexit handler remove them; a directory is an LMDB environment.
+sleet_bench::Cleanup g_registry;
+using Kind = sleet_bench::Cleanup::Kind;
 
 // A path under /dev/shm owned by this scope: removed when the scope ends,
 // only by the process that made it.
 class ScopedPath {
  public:
-  ScopedPath(std::string path, bool dir) : path_(std::move(path)), dir_(dir), slot_(g_registry.add(path_, dir_)) {
-    Registry::remove_path(path_.c_str(), dir_);  // a leftover of a crashed run with a recycled pid
+  ScopedPath(std::string path, bool dir)
+      : path_(std::move(path)), kind_(dir ? Kind::kLmdbDir : Kind::kUnlink), slot_(g_registry.add(kind_, path_)) {
+    sleet_bench::Cleanup::remove(kind_, path_.c_str());  // a leftover of a crashed run with a recycled pid
   }
   ~ScopedPath() {
     if (::getpid() != g_parent) return;
-    Registry::remove_path(path_.c_str(), dir_);
+    sleet_bench::Cleanup::remove(kind_, path_.c_str());
     g_registry.drop(slot_);
   }
   ScopedPath(const ScopedPath&) = delete;
@@ -340,7 +282,7 @@ class ScopedPath {
 
  private:
   std::string path_;
-  bool dir_;
+  Kind kind_;
   int slot_;
 };
 
@@ -348,29 +290,6 @@ std::string unique_name(const char* tag) {
   static int counter = 0;
   return "kvb." + std::to_string(::getpid()) + "." + tag + "." + std::to_string(++counter);
 }
-
-// A T in MAP_SHARED|MAP_ANONYMOUS memory: shared with children forked after it.
-template <class T>
-class Shared {
- public:
-  Shared() {
-    void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
-    p_ = new (p) T();
-  }
-  ~Shared() {
-    p_->~T();
-    ::munmap(p_, bytes());
-  }
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  T* operator->() const noexcept { return p_; }
-  T& operator*() const noexcept { return *p_; }
-
- private:
-  static constexpr std::size_t bytes() noexcept { return (sizeof(T) + 4095) / 4096 * 4096; }
-  T* p_;
-};
 
 // ------------------------------------------------------------- contenders
 //
@@ -1605,8 +1524,8 @@ int main(int argc, char** argv) {
       if (CPU_ISSET(c, &set)) g_cpus.push_back(c);
     }
   }
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, on_fatal_signal);
-  std::atexit([] { g_registry.remove_all(); });
+  sleet_bench::remove_on_fatal_signals(g_registry);
+  std::atexit([] { g_registry.run(); });
 
 #if !SLEET_HAVE_BOOST
   std::printf("note: Boost.Interprocess headers were not found at build time; the Boost rows are skipped\n");
@@ -1655,7 +1574,7 @@ int main(int argc, char** argv) {
     rc = 1;
   }
   drop_stores();
-  g_registry.remove_all();
+  g_registry.run();
   benchmark::Shutdown();
   return rc;
 }

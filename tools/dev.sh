@@ -2,7 +2,8 @@
 # sleet developer entry point: installs what the build needs (Debian
 # packages, via apt-get, only when missing), configures, builds and runs.
 #
-#   tools/dev.sh main                     build, run the cross-process demo and the quick benchmark
+#   tools/dev.sh main                     build, run the cross-process demo, the quick benchmarks
+#                                         and the quick peer comparison
 #   tools/dev.sh test                     build and run every test
 #   tools/dev.sh test --sanitize thread   the same under ThreadSanitizer (or: address)
 #   tools/dev.sh deps                     only install the packages
@@ -21,8 +22,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Debian packages the build, tests and benchmarks need.
-packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev)
+# Debian packages the build, tests and benchmarks need. The second line is
+# for the peer comparison (bench/peers: its baselines, the Redis server it
+# starts, the report's plots) and the profiling scripts (tools/perf_*.sh).
+packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev
+  pkg-config libzmq3-dev libhiredis-dev redis-server python3 gnuplot-nox linux-perf)
 
 install_deps() {
   local missing=()
@@ -62,6 +66,9 @@ case "$cmd" in
     "$builddir/bench/channel_bench" --quick
     echo "== quick benchmark: key-value store"
     "$builddir/bench/kv_bench" --quick
+    echo "== quick peer comparison (the full run and its report: README.md, Peer comparison)"
+    "$builddir/bench/peers/peers_bench" --quick --out "$builddir/peers-quick.csv"
+    python3 "$root/bench/peers/report.py" "$builddir/peers-quick.csv"
     ;;
   test)
     install_deps; build
