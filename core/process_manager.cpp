@@ -20,7 +20,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -332,17 +331,37 @@ void ProcessManager::Impl::call(std::function<void()> f) {
     f();
     return;
   }
-  auto done = std::make_shared<std::promise<void>>();
-  std::future<void> result = done->get_future();
-  post_task([f = std::move(f), done] {
+  // The outcome travels back as values, not as an exception_ptr: the
+  // caller builds its own Error (no exception object shared by threads).
+  struct Outcome {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<errc> code;
+    std::string what;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  post_task([f = std::move(f), outcome] {
+    std::optional<errc> code;
+    std::string what;
     try {
       f();
-      done->set_value();
-    } catch (...) {
-      done->set_exception(std::current_exception());
+    } catch (const Error& e) {
+      code = e.value();
+      what = e.what();
+    } catch (const std::exception& e) {
+      code = errc::system_error;
+      what = e.what();
     }
+    std::lock_guard lock(outcome->m);
+    outcome->code = code;
+    outcome->what = std::move(what);
+    outcome->done = true;
+    outcome->cv.notify_all();
   });
-  result.get();
+  std::unique_lock lock(outcome->m);
+  outcome->cv.wait(lock, [&] { return outcome->done; });
+  if (outcome->code) throw Error(*outcome->code, outcome->what);
 }
 
 // ---- the supervisor ----
@@ -351,9 +370,11 @@ void ProcessManager::Impl::supervise() {
   for (;;) {
     std::vector<pollfd> fds{{wake_fd, POLLIN, 0}};
     int timeout_ms = -1;
+    bool have_tasks;
     {
       std::lock_guard lock(mutex);
-      if (quit && tasks.empty()) return;
+      have_tasks = !tasks.empty();
+      if (quit && !have_tasks) return;
       const auto now = Clock::now();
       for (auto& [name, t] : targets) {
         if (t->state == TargetState::running) {
@@ -369,7 +390,7 @@ void ProcessManager::Impl::supervise() {
         }
       }
     }
-    if (tasks.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
+    if (!have_tasks) ::poll(fds.data(), fds.size(), timeout_ms);
     std::uint64_t counter;
     [[maybe_unused]] const auto n = ::read(wake_fd, &counter, sizeof counter);
 
