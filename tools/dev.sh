@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 done
 
 # Debian packages the build, tests and benchmarks need.
-packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev)
+packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev libcli11-dev)
 
 install_deps() {
   local missing=()

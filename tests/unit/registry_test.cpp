@@ -50,16 +50,6 @@ std::optional<sleet::ObjectInfo> find_object(const std::string& name) {
   return find_named(sleet::list_objects(), name);
 }
 
-// A file under the sleet prefix that is not a sleet segment.
-void write_foreign(const std::string& name, std::size_t bytes) {
-  const std::string path = "/sleet." + name;
-  const int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-  REQUIRE(fd >= 0);
-  const std::string garbage(bytes, 'G');
-  REQUIRE(::write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
-  ::close(fd);
-}
-
 bool has_user(const sleet::ChannelInfo& info, int pid) {
   return std::find(info.users.begin(), info.users.end(), pid) != info.users.end();
 }
@@ -233,7 +223,7 @@ TEST_CASE("registry: list_channels skips what is not a sleet channel", "[registr
   const auto other = st::unique_name("reg.kind");
   const auto real = st::unique_name("reg.real");
   st::Cleanup c1(junk), c2(other), c3(real);
-  write_foreign(junk, 4096);
+  REQUIRE(st::write_foreign_object(junk, 4096));
   auto seg = sleet::detail::Segment::create(
       other, {sleet::detail::SegmentKind::kv, 4096, 0, "kv-thing", 0600}, nullptr);
   auto ch = Channel<int>::create(real);
@@ -255,10 +245,6 @@ int dead_pid() {
   const int pid = child.pid();
   REQUIRE(child.wait() == 0);
   return pid;
-}
-
-bool exists(const std::string& name) {
-  return ::access(sleet::detail::shm_path(name).c_str(), F_OK) == 0;
 }
 
 }  // namespace
@@ -416,14 +402,14 @@ TEST_CASE("registry: inspect_object and remove_object refuse bad names and forei
   const auto junk = st::unique_name("reg.foreign");
   const auto tiny = st::unique_name("reg.tiny");
   st::Cleanup c1(junk), c2(tiny);
-  write_foreign(junk, 4096);
-  write_foreign(tiny, 10);
+  REQUIRE(st::write_foreign_object(junk, 4096));
+  REQUIRE(st::write_foreign_object(tiny, 10));
   CHECK_SLEET_ERROR(sleet::inspect_object(junk), sleet::errc::not_sleet,
                     "sleet segment '" + junk + "': not a sleet segment (bad magic)");
   CHECK_SLEET_ERROR(sleet::inspect_object(tiny), sleet::errc::not_sleet,
                     "sleet segment '" + tiny + "': not a sleet segment (10 bytes, header needs 512)");
   CHECK_SLEET_ERROR(sleet::remove_object(junk), sleet::errc::not_sleet, "not a sleet segment");
-  CHECK(exists(junk));  // refused: still there
+  CHECK(st::shm_exists(junk));  // refused: still there
   CHECK_FALSE(find_object(junk).has_value());
   CHECK_FALSE(find_object(tiny).has_value());
 
@@ -435,8 +421,8 @@ TEST_CASE("registry: inspect_object and remove_object refuse bad names and forei
   (void)sleet::KvStore::create(kv, {.capacity = 8});
   CHECK(sleet::remove_object(ch));
   CHECK(sleet::remove_object(kv));
-  CHECK_FALSE(exists(ch));
-  CHECK_FALSE(exists(kv));
+  CHECK_FALSE(st::shm_exists(ch));
+  CHECK_FALSE(st::shm_exists(kv));
   CHECK_FALSE(sleet::remove_object(ch));
 }
 
@@ -504,6 +490,6 @@ TEST_CASE("registry: damaged, unfinished and foreign-version segments are listed
   }
   for (const auto& n : {damaged, unfinished, newer, badkv}) {
     CHECK(sleet::remove_object(n));
-    CHECK_FALSE(exists(n));
+    CHECK_FALSE(st::shm_exists(n));
   }
 }
