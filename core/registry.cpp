@@ -107,8 +107,13 @@ void read_liveness(const SegmentHeader& h, ObjectInfo& info) {
   info.creator_alive = detail::pid_alive(info.creator_pid);
   for (const auto& slot : h.users) {
     const int pid = slot.load(std::memory_order_relaxed);
-    if (pid > 0 && detail::pid_alive(pid)) info.users.push_back(pid);
+    // A process with several handles has several slots: list it once.
+    if (pid <= 0 || std::find(info.users.begin(), info.users.end(), pid) != info.users.end()) {
+      continue;
+    }
+    if (detail::pid_alive(pid)) info.users.push_back(pid);
   }
+  std::sort(info.users.begin(), info.users.end());
   info.stale = !info.creator_alive && info.users.empty();
 }
 

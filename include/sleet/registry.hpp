@@ -73,7 +73,7 @@ struct ObjectInfo {
   std::chrono::system_clock::time_point created{};
   int creator_pid = 0;
   bool creator_alive = false;
-  std::vector<int> users;  // live processes that have it mapped
+  std::vector<int> users;  // live processes that have it mapped, each once, ascending
   bool stale = false;      // neither the creator nor any user is alive
   // Empty for a sound segment; otherwise what is wrong with it, e.g.
   // "initialising (creator pid 42)" or "layout version 1, this build reads 2".

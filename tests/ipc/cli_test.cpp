@@ -399,6 +399,14 @@ TEST_CASE("cli: kv get, set, del and dump round trip", "[cli][kv]") {
   CHECK(r.status == 1);
   CHECK(r.err == "sleet: kv store '" + store + "': no key 'mode'\n");
 
+  // JSON stays valid for any bytes: control characters and bytes that are
+  // not UTF-8 are escaped, valid UTF-8 is kept.
+  kv.set("raw", std::string("a\x01\xff\xc3\xa9\n\"z"));
+  r = sleet_cli({"kv", "dump", store, "--json"});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "{\"key\":\"raw\",\"type\":\"" + kString +
+                            "\",\"value\":\"a\\u0001\\u00ff\xc3\xa9\\n\\\"z\",\"bytes\":16}"));
+
   // set does not create a store unless told to.
   r = sleet_cli({"kv", "set", fresh, "k", "v"});
   CHECK(r.status == 1);

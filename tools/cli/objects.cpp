@@ -121,7 +121,7 @@ std::string waiting(const ChannelStats& s) {
 }
 
 void print_stat(const ObjectInfo& o) {
-  Table t({});
+  Table t;
   auto line = [&](const std::string& label, const std::string& value) {
     t.add({label + ":", value});
   };
@@ -158,9 +158,7 @@ void print_stat(const ObjectInfo& o) {
     line("max key size", std::to_string(o.kv->max_key_size) + " bytes");
     line("max value size", std::to_string(o.kv->max_value_size) + " bytes");
   }
-  // Drop the empty header row the table was made with.
-  const std::string text = t.str();
-  std::cout << text.substr(text.find('\n') + 1);
+  std::cout << t.str();
 }
 
 std::string describe(std::string_view name) {

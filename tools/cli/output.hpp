@@ -45,6 +45,7 @@ class Json {
 // Columns padded to their widest cell, two spaces apart, no trailing blanks.
 class Table {
  public:
+  Table() = default;
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
   void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   std::string str() const;
