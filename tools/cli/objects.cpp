@@ -1,5 +1,6 @@
 // sleet ls, sleet stat, sleet rm: the registry as a command.
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 
