@@ -148,6 +148,51 @@ std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
   return need;
 }
 
+// ---- read-only views (stats, registry) ----
+
+namespace {
+
+const RingCommon& common_at(const std::byte* at) noexcept {
+  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
+  const std::byte* ring = at + sizeof(ChannelConfig);
+  if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
+    return reinterpret_cast<const SpscControl*>(ring)->common;
+  }
+  return reinterpret_cast<const MpmcControl*>(ring)->common;
+}
+
+}  // namespace
+
+ChannelStats read_channel_stats(const std::byte* at) noexcept {
+  ChannelStats s;
+  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
+  const std::byte* ring = at + sizeof(ChannelConfig);
+  // relaxed (all loads here): statistics, a racy snapshot by design.
+  if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
+    const auto& c = *reinterpret_cast<const SpscControl*>(ring);
+    s.sent = c.sent.load(std::memory_order_relaxed);
+    s.received = c.received.load(std::memory_order_relaxed);
+  } else {
+    const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
+    s.sent = c.enqueue_pos.load(std::memory_order_relaxed) & ~MpmcRing::kClosedBit;
+    s.received = c.dequeue_pos.load(std::memory_order_relaxed);
+  }
+  s.queued = s.sent > s.received ? s.sent - s.received : 0;
+  const RingCommon& c = common_at(at);
+  s.times_full = c.times_full.load(std::memory_order_relaxed);
+  s.send_sleeps = c.send_sleeps.load(std::memory_order_relaxed);
+  s.receive_sleeps = c.receive_sleeps.load(std::memory_order_relaxed);
+  s.send_wakes = c.space_ec.wakes.load(std::memory_order_relaxed);
+  s.receive_wakes = c.data_ec.wakes.load(std::memory_order_relaxed);
+  return s;
+}
+
+bool read_channel_closed(const std::byte* at) noexcept {
+  // relaxed: a display snapshot; nothing is read through it (refuses_sends()
+  // needs acquire for that, this does not).
+  return common_at(at).closed.load(std::memory_order_relaxed) != kOpen;
+}
+
 // ---- ChannelBase ----
 
 ChannelBase::ChannelBase(Segment seg, std::size_t offset, std::string label)
@@ -294,25 +339,7 @@ void ChannelBase::close() noexcept {
   c.space_ec.notify_slow();
 }
 
-ChannelStats ChannelBase::stats() const noexcept {
-  ChannelStats s;
-  const RingCommon& c = common();
-  if (topology_ == Topology::spsc) {
-    // relaxed (all loads here): statistics, a racy snapshot by design.
-    s.sent = spsc_.control().sent.load(std::memory_order_relaxed);
-    s.received = spsc_.control().received.load(std::memory_order_relaxed);
-  } else {
-    s.sent = mpmc_.sent_approx();
-    s.received = mpmc_.received_approx();
-  }
-  s.queued = s.sent > s.received ? s.sent - s.received : 0;
-  s.times_full = c.times_full.load(std::memory_order_relaxed);
-  s.send_sleeps = c.send_sleeps.load(std::memory_order_relaxed);
-  s.receive_sleeps = c.receive_sleeps.load(std::memory_order_relaxed);
-  s.send_wakes = c.space_ec.wakes.load(std::memory_order_relaxed);
-  s.receive_wakes = c.data_ec.wakes.load(std::memory_order_relaxed);
-  return s;
-}
+ChannelStats ChannelBase::stats() const noexcept { return read_channel_stats(seg_.object() + offset_); }
 
 std::size_t ChannelBase::size_approx() const noexcept {
   return topology_ == Topology::spsc ? spsc_.size_approx() : mpmc_.size_approx();

@@ -57,6 +57,30 @@ KvConfig layout_for(std::uint64_t capacity, std::uint64_t max_key, std::uint64_t
 
 }  // namespace
 
+bool detail::kv_layout_valid(const KvConfig& c, std::uint64_t object_size) noexcept {
+  if (object_size < sizeof(KvConfig)) return false;
+  // Rebuild the layout from the three options, as create() did, and demand
+  // an exact match (checking the options first keeps the arithmetic in range).
+  if (c.capacity == 0 || c.capacity > (std::uint64_t{1} << 32) || c.max_key_size == 0 ||
+      c.max_key_size > kKvMaxKeySize || c.max_value_size == 0 ||
+      c.max_value_size > kMaxKvValueSize) {
+    return false;
+  }
+  const KvConfig want = layout_for(c.capacity, c.max_key_size, c.max_value_size);
+  return std::memcmp(&want, &c, offsetof(KvConfig, pad)) == 0 &&
+         want.slots_offset + want.slots * want.stride <= object_size;
+}
+
+std::uint64_t detail::kv_entries_approx(const std::byte* object) noexcept {
+  const auto& c = *reinterpret_cast<const KvConfig*>(object);
+  const auto* stripes = reinterpret_cast<const KvStripe*>(object + sizeof(KvConfig));
+  std::int64_t n = 0;
+  for (std::uint64_t i = 0; i < c.stripes; ++i) {
+    n += stripes[i].count.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+  return n > 0 ? static_cast<std::uint64_t>(n) : 0;
+}
+
 // ---- creation ----
 
 KvStore::KvStore(Segment seg) : seg_(std::move(seg)) {
@@ -100,18 +124,10 @@ KvStore KvStore::create(std::string_view name, const KvOptions& options) {
 
 KvStore KvStore::open(std::string_view name) {
   Segment seg = Segment::open(name, SegmentKind::kv, kKvFingerprint, "kv");
-  // Rebuild the layout from the three options, as create() did, and demand
-  // an exact match: no derived field of an untrusted segment is believed.
   const auto& c = *reinterpret_cast<const KvConfig*>(seg.object());
-  bool sane = c.capacity != 0 && c.capacity <= (std::uint64_t{1} << 32) &&
-              c.max_key_size != 0 && c.max_key_size <= kKvMaxKeySize &&
-              c.max_value_size != 0 && c.max_value_size <= kMaxKvValueSize;
-  if (sane) {
-    const KvConfig want = layout_for(c.capacity, c.max_key_size, c.max_value_size);
-    sane = std::memcmp(&want, &c, offsetof(KvConfig, pad)) == 0 &&
-           want.slots_offset + want.slots * want.stride <= seg.object_size();
+  if (!kv_layout_valid(c, seg.object_size())) {
+    throw_error(errc::not_sleet, describe(name), "damaged kv layout");
   }
-  if (!sane) throw_error(errc::not_sleet, describe(name), "damaged kv layout");
   return KvStore(std::move(seg));
 }
 
@@ -261,13 +277,7 @@ KvStore::Raw KvStore::read(const Key& key, std::uint64_t* out) const {
 
 bool KvStore::contains(std::string_view key) const { return read(make_key(key), nullptr).found; }
 
-std::size_t KvStore::size() const noexcept {
-  std::int64_t n = 0;
-  for (std::uint64_t i = 0; i < config().stripes; ++i) {
-    n += stripes_[i].count.load(std::memory_order_relaxed);  // relaxed: a statistic
-  }
-  return n > 0 ? static_cast<std::size_t>(n) : 0;
-}
+std::size_t KvStore::size() const noexcept { return kv_entries_approx(seg_.object()); }
 
 std::vector<KvEntry> KvStore::snapshot() const {
   const KvConfig& c = config();

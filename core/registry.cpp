@@ -1,4 +1,4 @@
-// list_channels(): a read-only scan of /dev/shm.
+// The registry: read-only inspection of /dev/shm/sleet.* (registry.hpp).
 #include "sleet/registry.hpp"
 
 #include <dirent.h>
@@ -7,120 +7,270 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 
+#include "sleet/detail/kv_table.hpp"
 #include "sleet/detail/process.hpp"
+#include "system.hpp"
 
 namespace sleet {
 
 namespace {
 
-using detail::ChannelConfig;
 using detail::SegmentHeader;
+using detail::SegmentKind;
 
-struct Unmap {
-  std::size_t size;
-  void operator()(void* p) const { ::munmap(p, size); }
-};
+std::string describe(std::string_view name) {
+  std::string s = "sleet segment '";
+  s.append(name).append("'");
+  return s;
+}
 
-// Adds what the channel at `at` says to `info`; returns its byte size, or 0
-// if it does not look like a channel.
-std::uint64_t read_channel(const std::byte* at, std::uint64_t limit, ChannelInfo& info) {
-  if (limit < sizeof(ChannelConfig) + detail::MpmcRing::control_size()) return 0;
-  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
-  const std::byte* ring = at + sizeof(ChannelConfig);
-  std::uint64_t bytes = sizeof(ChannelConfig);
-  std::uint64_t sent, received;
-  // relaxed (all loads): a snapshot for display.
-  if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
-    const auto& c = *reinterpret_cast<const detail::SpscControl*>(ring);
-    if (c.bytes > limit) return 0;
-    bytes += detail::SpscRing::control_size() + c.bytes;
-    sent = c.sent.load(std::memory_order_relaxed);
-    received = c.received.load(std::memory_order_relaxed);
-  } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
-    const auto& c = *reinterpret_cast<const detail::MpmcControl*>(ring);
-    if (c.stride == 0 || c.slots > limit / c.stride) return 0;  // damaged: would overflow
-    bytes += detail::MpmcRing::control_size() + c.slots * c.stride;
-    sent = c.enqueue_pos.load(std::memory_order_relaxed);
-    received = c.dequeue_pos.load(std::memory_order_relaxed);
-  } else {
-    return 0;
-  }
-  bytes = detail::round_up(bytes, detail::kFalseSharing);
-  if (bytes > limit) return 0;
-  info.topology = static_cast<Topology>(cfg.topology);
-  info.capacity = cfg.capacity;
-  info.max_message_size = cfg.max_message_size;
-  info.sent += sent;
-  info.received += received;
-  info.queued += sent > received ? sent - received : 0;
+// An Error's message without the ": <code>" that std::system_error appends.
+std::string message_of(const Error& e) {
+  std::string_view m = e.what();
+  const std::string suffix = ": " + std::string(to_string(e.value()));
+  if (m.ends_with(suffix)) m.remove_suffix(suffix.size());
+  return std::string(m);
+}
+
+// ---- per-kind readers ----
+//
+// A reader gets the object part of a segment whose header checked out, and
+// `size` bytes of it that are mapped. It validates every size it reads
+// before reading through it, and throws sleet::Error for a damaged layout
+// (the message becomes ObjectInfo::problem).
+
+std::uint64_t read_ring(const std::byte* at, std::uint64_t size, std::string direction,
+                        ObjectInfo& info) {
+  const detail::MessageType any{0, {}, 0};  // no type to check: only the layout
+  const std::uint64_t bytes =
+      detail::ChannelLayout::check(at, size, any, direction.empty() ? "ring" : direction);
+  const auto& cfg = *reinterpret_cast<const detail::ChannelConfig*>(at);
+  RingInfo r;
+  r.direction = std::move(direction);
+  r.topology = static_cast<Topology>(cfg.topology);
+  r.capacity = cfg.capacity;
+  r.max_message_size = cfg.max_message_size;
+  r.closed = detail::read_channel_closed(at);
+  r.stats = detail::read_channel_stats(at);
+  info.rings.push_back(std::move(r));
   return bytes;
 }
 
-bool inspect(const std::string& name, ChannelInfo& info) {
-  const std::string path = detail::shm_path(name);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
-  struct stat st {};
-  const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                     static_cast<std::uint64_t>(st.st_size) >= detail::kHeaderSize;
-  void* p = sized ? ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED,
-                           fd, 0)
-                  : MAP_FAILED;
-  ::close(fd);
-  if (p == MAP_FAILED) return false;
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  std::unique_ptr<void, Unmap> mapping(p, Unmap{static_cast<std::size_t>(size)});
-  const auto* h = static_cast<const SegmentHeader*>(p);
-  // acquire: pairs with the creator's release of kReady (segment.hpp).
-  if (std::memcmp(h->magic, detail::kMagic, sizeof detail::kMagic) != 0 ||
-      h->state.load(std::memory_order_acquire) != detail::kReady ||
-      h->layout_version != detail::kLayoutVersion || h->total_size != size) {
-    return false;
-  }
-  const auto kind = static_cast<detail::SegmentKind>(h->kind);
-  if (kind != detail::SegmentKind::channel && kind != detail::SegmentKind::pipe) return false;
-  info.name = name;
-  info.kind = detail::to_string(kind);
-  info.type_name.assign(h->type_name, ::strnlen(h->type_name, sizeof h->type_name));
-  const auto* object = static_cast<const std::byte*>(p) + detail::kHeaderSize;
-  const std::uint64_t limit = size - detail::kHeaderSize;
-  const std::uint64_t first = read_channel(object, limit, info);
-  if (first == 0) return false;
-  if (kind == detail::SegmentKind::pipe && read_channel(object + first, limit - first, info) == 0) {
-    return false;
-  }
-  // relaxed (pids): diagnostics.
-  info.creator_pid = h->creator_pid.load(std::memory_order_relaxed);
+void read_channel(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  read_ring(object, size, "", info);
+}
+
+void read_pipe(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const std::uint64_t first = read_ring(object, size, "a->b", info);
+  read_ring(object + first, size - first, "b->a", info);
+}
+
+void read_kv(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& c = *reinterpret_cast<const detail::KvConfig*>(object);
+  if (!detail::kv_layout_valid(c, size)) throw Error(errc::not_sleet, "damaged kv layout");
+  KvInfo kv;
+  kv.capacity = c.capacity;
+  kv.slots = c.slots;
+  kv.entries = detail::kv_entries_approx(object);
+  kv.max_key_size = c.max_key_size;
+  kv.max_value_size = c.max_value_size;
+  info.kv = kv;
+}
+
+struct KindReader {
+  SegmentKind kind;
+  void (*read)(const std::byte* object, std::uint64_t size, ObjectInfo& info);
+};
+
+// Kinds without an entry report the generic header fields only.
+constexpr KindReader kReaders[] = {
+    {SegmentKind::channel, &read_channel},
+    {SegmentKind::pipe, &read_pipe},
+    {SegmentKind::kv, &read_kv},
+};
+
+// ---- the header ----
+
+bool known_kind(std::uint32_t kind) {
+  return kind >= static_cast<std::uint32_t>(SegmentKind::channel) &&
+         kind <= static_cast<std::uint32_t>(SegmentKind::array);
+}
+
+void read_liveness(const SegmentHeader& h, ObjectInfo& info) {
+  // relaxed (pids): diagnostics; the user table is best effort by design.
+  info.creator_pid = h.creator_pid.load(std::memory_order_relaxed);
   info.creator_alive = detail::pid_alive(info.creator_pid);
-  for (const auto& slot : h->users) {
+  for (const auto& slot : h.users) {
     const int pid = slot.load(std::memory_order_relaxed);
-    if (pid > 0 && detail::pid_alive(pid)) info.users.push_back(pid);
+    // A process with several handles has several slots: list it once.
+    if (pid <= 0 || std::find(info.users.begin(), info.users.end(), pid) != info.users.end()) {
+      continue;
+    }
+    if (detail::pid_alive(pid)) info.users.push_back(pid);
   }
+  std::sort(info.users.begin(), info.users.end());
   info.stale = !info.creator_alive && info.users.empty();
-  return true;
+}
+
+// Everything after the magic: `p` maps `size` bytes (at least a header).
+void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(p);
+  info.kind = "unknown";
+  // acquire: pairs with the creator's release of kReady (segment.hpp); only
+  // then are the other header fields and the object published.
+  if (h.state.load(std::memory_order_acquire) != detail::kReady) {
+    read_liveness(h, info);  // creator_pid and users are written before ready
+    info.problem = info.creator_alive
+                       ? "initialising (creator pid " + std::to_string(info.creator_pid) + ")"
+                       : "creator pid " + std::to_string(info.creator_pid) +
+                             " died before it was ready";
+    return;
+  }
+  info.layout_version = h.layout_version;
+  if (h.layout_version != detail::kLayoutVersion) {
+    // Another layout: nothing past the version can be trusted.
+    info.problem = "layout version " + std::to_string(h.layout_version) +
+                   ", this build reads " + std::to_string(detail::kLayoutVersion);
+    return;
+  }
+  if (known_kind(h.kind)) info.kind = detail::to_string(static_cast<SegmentKind>(h.kind));
+  info.type_name.assign(h.type_name, ::strnlen(h.type_name, sizeof h.type_name));
+  info.created = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(h.created_ns)));
+  read_liveness(h, info);
+  if (!known_kind(h.kind)) {
+    info.problem = "unknown kind " + std::to_string(h.kind);
+    return;
+  }
+  if (h.total_size != size || h.object_offset != detail::kHeaderSize) {
+    info.problem = "truncated or damaged: header says " + std::to_string(h.total_size) +
+                   " bytes, object has " + std::to_string(size);
+    return;
+  }
+  for (const KindReader& r : kReaders) {
+    if (static_cast<std::uint32_t>(r.kind) != h.kind) continue;
+    try {
+      r.read(p + detail::kHeaderSize, size - detail::kHeaderSize, info);
+    } catch (const Error& e) {
+      info.rings.clear();
+      info.kv.reset();
+      info.problem = message_of(e);
+    }
+  }
+}
+
+// Closes a descriptor on every path out of a scope.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+ObjectInfo read_object(std::string_view name) {
+  detail::validate_name(name);
+  const std::string what = describe(name);
+  const std::string path = detail::shm_path(name);
+  // O_NOFOLLOW: a symlink under our prefix is not ours to follow.
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
+  if (fd.fd < 0) {
+    if (errno == ENOENT) detail::throw_error(errc::not_found, what, "does not exist");
+    if (errno == ELOOP) detail::throw_error(errc::not_sleet, what, "not a sleet segment (a symlink)");
+    detail::throw_errno(errno, what, "open");
+  }
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0) detail::throw_errno(errno, what, "fstat");
+  if (!S_ISREG(st.st_mode)) {
+    detail::throw_error(errc::not_sleet, what, "not a sleet segment (not a regular file)");
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < detail::kHeaderSize) {
+    detail::throw_error(errc::not_sleet, what,
+                        "not a sleet segment (" + std::to_string(size) + " bytes, header needs " +
+                            std::to_string(detail::kHeaderSize) + ")");
+  }
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_SHARED, fd.fd, 0);
+  if (p == MAP_FAILED) detail::throw_errno(errno, what, "mmap");
+  struct Unmap {
+    void* p;
+    std::size_t n;
+    ~Unmap() { ::munmap(p, n); }
+  } mapping{p, static_cast<std::size_t>(size)};
+  const auto* bytes = static_cast<const std::byte*>(p);
+  if (std::memcmp(bytes, detail::kMagic, sizeof detail::kMagic) != 0) {
+    detail::throw_error(errc::not_sleet, what, "not a sleet segment (bad magic)");
+  }
+  ObjectInfo info;
+  info.name = std::string(name);
+  info.total_size = size;
+  info.permissions = st.st_mode & 07777;
+  info.owner_uid = st.st_uid;
+  read_segment(bytes, size, info);
+  return info;
 }
 
 }  // namespace
 
-std::vector<ChannelInfo> list_channels() {
-  std::vector<ChannelInfo> out;
+ObjectInfo inspect_object(std::string_view name) { return read_object(name); }
+
+std::vector<ObjectInfo> list_objects() {
+  std::vector<ObjectInfo> out;
   std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/dev/shm"), &::closedir);
   if (!dir) return out;
   constexpr std::string_view prefix = "sleet.";
   while (const dirent* e = ::readdir(dir.get())) {
     const std::string_view file = e->d_name;
     if (!file.starts_with(prefix)) continue;
-    const std::string name(file.substr(prefix.size()));
     try {
-      detail::validate_name(name);
+      out.push_back(read_object(file.substr(prefix.size())));
     } catch (const Error&) {
+      // Not ours, not readable, or removed since readdir(): not listed.
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+bool remove_object(std::string_view name) {
+  try {
+    (void)read_object(name);  // refuses what is not a sleet segment
+  } catch (const Error& e) {
+    if (e.code() == errc::not_found) return false;
+    throw;
+  }
+  return detail::Segment::remove(name);
+}
+
+std::vector<ChannelInfo> list_channels() {
+  std::vector<ChannelInfo> out;
+  for (ObjectInfo& o : list_objects()) {
+    if ((o.kind != "channel" && o.kind != "pipe") || !o.problem.empty() || o.rings.empty()) {
       continue;
     }
-    ChannelInfo info;
-    if (inspect(name, info)) out.push_back(std::move(info));
+    ChannelInfo c;
+    c.name = std::move(o.name);
+    c.kind = std::move(o.kind);
+    c.topology = o.rings.front().topology;
+    c.type_name = std::move(o.type_name);
+    c.capacity = o.rings.front().capacity;
+    c.max_message_size = o.rings.front().max_message_size;
+    for (const RingInfo& r : o.rings) {
+      c.queued += r.stats.queued;
+      c.sent += r.stats.sent;
+      c.received += r.stats.received;
+    }
+    c.creator_pid = o.creator_pid;
+    c.creator_alive = o.creator_alive;
+    c.users = std::move(o.users);
+    c.stale = o.stale;
+    out.push_back(std::move(c));
   }
   return out;
 }

@@ -2,6 +2,8 @@
 // real child processes.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,6 +133,22 @@ std::optional<sleet::Error> thrown_error(F&& f) {
 
 inline bool contains(std::string_view hay, std::string_view needle) {
   return hay.find(needle) != std::string_view::npos;
+}
+
+// Whether /dev/shm/sleet.<name> exists (of any kind, ours or not).
+inline bool shm_exists(const std::string& name) {
+  return ::access(sleet::detail::shm_path(name).c_str(), F_OK) == 0;
+}
+
+// Puts a file that is not a sleet segment (`bytes` of 'G') at
+// /dev/shm/sleet.<name>; false if it could not.
+inline bool write_foreign_object(const std::string& name, std::size_t bytes = 4096) {
+  const int fd = ::shm_open(sleet::detail::shm_name(name).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return false;
+  const std::string garbage(bytes, 'G');
+  const bool ok = ::write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(bytes);
+  ::close(fd);
+  return ok;
 }
 
 // A type's name as errors and listings spell it.

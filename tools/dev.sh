@@ -25,7 +25,7 @@ done
 # Debian packages the build, tests and benchmarks need. The second line is
 # for the peer comparison (bench/peers: its baselines, the Redis server it
 # starts, the report's plots) and the profiling scripts (tools/perf_*.sh).
-packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev
+packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev libcli11-dev
   pkg-config libzmq3-dev libhiredis-dev redis-server python3 gnuplot-nox linux-perf)
 
 install_deps() {

@@ -14,3 +14,7 @@ step(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build"
      "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix" -DCMAKE_BUILD_TYPE=Release)
 step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 step("${WORK_DIR}/build/consumer")
+# The installed command-line tool runs (when the tools were built).
+if(EXISTS "${WORK_DIR}/prefix/bin/sleet")
+  step("${WORK_DIR}/prefix/bin/sleet" ls --help)
+endif()

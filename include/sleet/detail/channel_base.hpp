@@ -91,6 +91,13 @@ struct ChannelLayout {
                              std::string_view what);
 };
 
+// Reads the counters of the channel laid out at `at` (its ChannelConfig),
+// which check() has accepted: a racy snapshot that needs only read access,
+// so the registry can use it on a read-only mapping.
+ChannelStats read_channel_stats(const std::byte* at) noexcept;
+// Whether close() has begun on the channel at `at` (same conditions).
+bool read_channel_closed(const std::byte* at) noexcept;
+
 class ChannelBase {
  public:
   ChannelBase() = default;

@@ -128,6 +128,14 @@ constexpr std::uint64_t kv_state_word(std::uint32_t state, int owner) noexcept {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(owner)) << 32) | state;
 }
 
+// Whether `c` is exactly the layout create() derives from its capacity, key
+// and value sizes, and fits in `object_size` bytes. No derived field of an
+// untrusted segment is believed without this (KvStore::open, the registry).
+bool kv_layout_valid(const KvConfig& c, std::uint64_t object_size) noexcept;
+// Live keys summed over the stripes of a table whose layout is valid (racy
+// while writers run; needs only read access).
+std::uint64_t kv_entries_approx(const std::byte* object) noexcept;
+
 // Word-wise relaxed atomic copies: the seqlock's reads race with writes by
 // design, and atomic accesses make that race defined (and visible to TSan).
 inline void load_words(std::uint64_t* dst, std::uint64_t* shared, std::size_t words) noexcept {
