@@ -13,6 +13,10 @@
 #include <memory>
 
 #include "sleet/detail/kv_table.hpp"
+#include "sleet/detail/stored_value.hpp"
+#include "sleet/event.hpp"
+#include "sleet/mutex.hpp"
+#include "sleet/semaphore.hpp"
 #include "sleet/detail/process.hpp"
 #include "system.hpp"
 
@@ -82,16 +86,77 @@ void read_kv(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
   info.kv = kv;
 }
 
+// The primitives: fixed layouts (their headers), read with relaxed loads
+// (a snapshot for display).
+template <class Object>
+const Object& fixed(const std::byte* object, std::uint64_t size) {
+  if (size != sizeof(Object)) throw Error(errc::not_sleet, "damaged: object size " + std::to_string(size));
+  return *reinterpret_cast<const Object*>(object);
+}
+
+void read_mutex(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& l = fixed<detail::MutexObject>(object, size).lock;
+  info.fields = {{"owner_tid", l.owner()},
+                 {"sleeps", l.sleeps.load(std::memory_order_relaxed)},
+                 {"recoveries", l.recoveries.load(std::memory_order_relaxed)}};
+}
+
+void read_semaphore(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& o = fixed<detail::SemaphoreObject>(object, size);
+  info.fields = {{"value", o.count.load(std::memory_order_relaxed)},
+                 {"max", o.max},
+                 {"waiters", o.waiters.load(std::memory_order_relaxed)},
+                 {"sleeps", o.sleeps.load(std::memory_order_relaxed)},
+                 {"wakes", o.wakes.load(std::memory_order_relaxed)}};
+}
+
+void read_event(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& o = fixed<detail::EventObject>(object, size);
+  info.fields = {{"set", o.word.load(std::memory_order_relaxed) & 1u},
+                 {"waiters", o.waiters.load(std::memory_order_relaxed)},
+                 {"sets", o.sets.load(std::memory_order_relaxed)},
+                 {"sleeps", o.sleeps.load(std::memory_order_relaxed)}};
+}
+
+const detail::ValueConfig& value_config(SegmentKind kind, const std::byte* object,
+                                        std::uint64_t size) {
+  if (size < sizeof(detail::ValueConfig)) throw Error(errc::not_sleet, "damaged: too small");
+  const auto& c = *reinterpret_cast<const detail::ValueConfig*>(object);
+  if (c.length == 0 || c.length > (std::uint64_t{1} << 32) || c.element_size == 0 ||
+      detail::value_layout(kind, c).size != size) {
+    throw Error(errc::not_sleet, "damaged value layout");
+  }
+  return c;
+}
+
+void read_value(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& c = value_config(SegmentKind::value, object, size);
+  info.fields = {{"lock_free", c.lock_free}, {"size", c.element_size}};
+}
+
+void read_array(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  const auto& c = value_config(SegmentKind::array, object, size);
+  const auto& l = *reinterpret_cast<const detail::RobustLock*>(
+      object + detail::value_layout(SegmentKind::array, c).lock);
+  info.fields = {{"length", c.length}, {"element_size", c.element_size}, {"owner_tid", l.owner()}};
+}
+
 struct KindReader {
   SegmentKind kind;
   void (*read)(const std::byte* object, std::uint64_t size, ObjectInfo& info);
 };
 
-// Kinds without an entry report the generic header fields only.
+// Every kind has a reader; one added later without an entry reports the
+// generic header fields only.
 constexpr KindReader kReaders[] = {
     {SegmentKind::channel, &read_channel},
     {SegmentKind::pipe, &read_pipe},
     {SegmentKind::kv, &read_kv},
+    {SegmentKind::mutex, &read_mutex},
+    {SegmentKind::semaphore, &read_semaphore},
+    {SegmentKind::event, &read_event},
+    {SegmentKind::value, &read_value},
+    {SegmentKind::array, &read_array},
 };
 
 // ---- the header ----
@@ -160,6 +225,7 @@ void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
     } catch (const Error& e) {
       info.rings.clear();
       info.kv.reset();
+      info.fields.clear();
       info.problem = message_of(e);
     }
   }

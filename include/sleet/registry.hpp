@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sleet/channel.hpp"
@@ -82,6 +83,11 @@ struct ObjectInfo {
 
   std::vector<RingInfo> rings;  // channel: one; pipe: two (a->b, b->a)
   std::optional<KvInfo> kv;     // kind kv
+  // The primitives' state and counters, by name, in a fixed order: mutex
+  // owner_tid, sleeps, recoveries; semaphore value, max, waiters, sleeps,
+  // wakes; event set, waiters, sets, sleeps; value lock_free, size; array
+  // length, element_size, owner_tid.
+  std::vector<std::pair<std::string, std::uint64_t>> fields;
 };
 
 // Every sleet segment in /dev/shm, sorted by name. Files that are not sleet

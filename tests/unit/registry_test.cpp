@@ -376,7 +376,7 @@ TEST_CASE("registry: a kv store reports its shape and live entries", "[registry]
   for (const auto& c : sleet::list_channels()) CHECK(c.name != name);
 }
 
-TEST_CASE("registry: kinds without a reader report the generic header", "[registry]") {
+TEST_CASE("registry: a primitive of the wrong size reports its header and the problem", "[registry]") {
   const auto name = st::unique_name("reg.mutex");
   st::Cleanup cleanup(name);
   auto seg = sleet::detail::Segment::create(
@@ -386,7 +386,8 @@ TEST_CASE("registry: kinds without a reader report the generic header", "[regist
   CHECK(info.type_name == "mutex-thing");
   CHECK(info.total_size == seg.size());
   CHECK(info.creator_alive);
-  CHECK(info.problem.empty());
+  CHECK(info.problem == "damaged: object size 64");
+  CHECK(info.fields.empty());
   CHECK(info.rings.empty());
   CHECK_FALSE(info.kv.has_value());
 }
@@ -493,4 +494,36 @@ TEST_CASE("registry: damaged, unfinished and foreign-version segments are listed
     CHECK(sleet::remove_object(n));
     CHECK_FALSE(st::shm_exists(n));
   }
+}
+
+TEST_CASE("registry: the primitives report their state and counters", "[registry][sync]") {
+  const auto mn = sleet::test::unique_name("reg-mutex");
+  const auto sn = sleet::test::unique_name("reg-sem");
+  const auto en = sleet::test::unique_name("reg-event");
+  const auto vn = sleet::test::unique_name("reg-value");
+  const auto an = sleet::test::unique_name("reg-array");
+  sleet::test::Cleanup c1(mn), c2(sn), c3(en), c4(vn), c5(an);
+  auto m = sleet::Mutex::create(mn);
+  m.lock();
+  auto s = sleet::Semaphore::create(sn, 3, {.max = 7});
+  auto e = sleet::Event::create(en);
+  e.set();
+  auto v = sleet::SharedValue<std::int64_t>::create(vn, 1);
+  auto a = sleet::SharedArray<double>::create(an, 12);
+  using Fields = std::vector<std::pair<std::string, std::uint64_t>>;
+  const auto tid = static_cast<std::uint64_t>(sleet::detail::current_tid());
+  const sleet::ObjectInfo mi = sleet::inspect_object(mn);
+  CHECK(mi.kind == "mutex");
+  CHECK(mi.problem.empty());
+  CHECK(mi.fields == Fields{{"owner_tid", tid}, {"sleeps", 0}, {"recoveries", 0}});
+  CHECK(sleet::inspect_object(sn).fields ==
+        Fields{{"value", 3}, {"max", 7}, {"waiters", 0}, {"sleeps", 0}, {"wakes", 0}});
+  CHECK(sleet::inspect_object(en).fields ==
+        Fields{{"set", 1}, {"waiters", 0}, {"sets", 1}, {"sleeps", 0}});
+  CHECK(sleet::inspect_object(vn).fields == Fields{{"lock_free", 1}, {"size", 8}});
+  const sleet::ObjectInfo ai = sleet::inspect_object(an);
+  CHECK(ai.kind == "array");
+  CHECK(ai.fields == Fields{{"length", 12}, {"element_size", 8}, {"owner_tid", 0}});
+  m.unlock();
+  CHECK(sleet::inspect_object(mn).fields.front() == std::pair<std::string, std::uint64_t>{"owner_tid", 0});
 }

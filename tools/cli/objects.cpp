@@ -109,6 +109,7 @@ void write_json(Json& j, const ObjectInfo& o) {
     j.key("max_value_size").value(o.kv->max_value_size);
     j.end_object();
   }
+  for (const auto& [key, value] : o.fields) j.key(key).value(value);
   j.end_object();
 }
 
@@ -159,6 +160,7 @@ void print_stat(const ObjectInfo& o) {
     line("max key size", std::to_string(o.kv->max_key_size) + " bytes");
     line("max value size", std::to_string(o.kv->max_value_size) + " bytes");
   }
+  for (const auto& [key, value] : o.fields) line(key, std::to_string(value));
   std::cout << t.str();
 }
 
