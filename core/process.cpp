@@ -67,8 +67,13 @@ bool pid_alive(int pid) noexcept {
 }
 
 bool thread_alive(int tid) noexcept {
-  // /proc/<tid> resolves any thread id, not only process ids.
-  return tid > 0 && proc_task_running(tid);
+  if (tid <= 0) return false;
+  // kill() accepts any thread id, not only process ids; ESRCH is the only
+  // answer that means gone (EPERM: exists, another user's).
+  if (::kill(tid, 0) != 0 && errno == ESRCH) return false;
+  // It exists; /proc/<tid> (which resolves thread ids too) tells a zombie.
+  // A /proc that is missing or hides the task (hidepid) says "running".
+  return proc_task_running(tid);
 }
 
 }  // namespace sleet::detail

@@ -50,6 +50,7 @@ namespace {
 constexpr std::size_t kMaxTargetName = 100;
 constexpr int kExitUncaught = 70;  // EX_SOFTWARE: fn threw
 constexpr int kExitExecFailed = 127;
+constexpr int kExitOrphan = 71;    // the manager died before the child began
 
 std::string describe(const std::string& name) { return "target '" + name + "'"; }
 
@@ -107,8 +108,11 @@ struct ProcessManager::Impl {
     std::optional<int> exit_code;
     std::optional<int> exit_signal;
     std::string error;
+    Clock::time_point started_at{};
     std::deque<Message> inbox;
     std::condition_variable inbox_cv;
+    std::uint64_t delivered = 0;  // records the dispatcher has finished with
+    std::mutex send_mutex;        // the pipe's sending side is spsc: one thread at a time
   };
 
   ManagerOptions options;
@@ -124,6 +128,8 @@ struct ProcessManager::Impl {
   int wake_fd = -1;        // eventfd: tasks, signals, quit
   std::thread supervisor;
   std::thread::id supervisor_id;
+  bool in_hook = false;           // supervisor thread only: a hook is running
+  std::uint64_t signals_seen = 0; // supervisor thread only: signals handled
 
   explicit Impl(ManagerOptions o);
   ~Impl();
@@ -145,7 +151,7 @@ struct ProcessManager::Impl {
   void end(Target& t, std::chrono::milliseconds grace,
            TargetState after = TargetState::stopped);
   void end_all();
-  void record_exit(Target& t, int status);
+  void record_exit(Target& t, std::optional<int> wait_status);  // nullopt: reaped elsewhere
   void apply_policy(Target& t);
   void reap_exited();
   void restart_due();
@@ -155,6 +161,10 @@ struct ProcessManager::Impl {
 
   // Dispatcher threads: a message from a child.
   void deliver(Target& t, const Message& m);
+  // The next message from the child; nullopt at the deadline, or once the
+  // child is gone and sent nothing more (errc::peer_dead if `throw_if_gone`).
+  std::optional<Message> receive(const std::string& name, detail::Deadline deadline,
+                                 bool throw_if_gone);
 };
 
 namespace {
@@ -167,7 +177,9 @@ struct SignalState {
   // Read by the handler: each manager's eventfd + 1 (0: free slot).
   static constexpr int kSlots = 64;
   std::atomic<int> fds[kSlots] = {};
-  std::atomic<int> pending{0};  // the signal to act on
+  std::atomic<int> last{0};             // the latest SIGINT/SIGTERM
+  std::atomic<std::uint64_t> count{0};  // how many arrived: each manager acts once per new one
+  std::atomic<int> in_handler{0};       // handlers running now (remove_handlers waits for 0)
 };
 
 SignalState& signals() {
@@ -178,8 +190,12 @@ SignalState& signals() {
 extern "C" void sleet_manager_signal(int sig) {
   const int saved = errno;
   SignalState& s = signals();
-  // relaxed: the eventfd write/read pair orders it for the supervisor.
-  s.pending.store(sig, std::memory_order_relaxed);
+  // seq_cst: ordered before the slot loads, against remove_handlers(),
+  // which clears a slot and then waits for in_handler to be 0.
+  s.in_handler.fetch_add(1, std::memory_order_seq_cst);
+  // relaxed: the eventfd write/read pair orders them for the supervisor.
+  s.last.store(sig, std::memory_order_relaxed);
+  s.count.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t one = 1;
   for (auto& slot : s.fds) {
     const int v = slot.load(std::memory_order_relaxed);  // relaxed: a plain fd number
@@ -187,6 +203,7 @@ extern "C" void sleet_manager_signal(int sig) {
       // Nothing to do in a handler: the eventfd is full or gone.
     }
   }
+  s.in_handler.fetch_sub(1, std::memory_order_release);  // release: our writes are done
   errno = saved;
 }
 
@@ -217,8 +234,13 @@ void remove_handlers(const void* m, int fd) {
   s.managers.erase(it);
   for (auto& slot : s.fds) {
     int expected = fd + 1;
-    if (slot.compare_exchange_strong(expected, 0, std::memory_order_relaxed)) break;  // relaxed: as above
+    // seq_cst: a handler that starts after this sees the slot empty; one
+    // that started before is counted in in_handler, read below.
+    if (slot.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) break;
   }
+  // The caller closes the fd next: wait out a handler that may still write it.
+  // acquire: pairs with the handler's release decrement.
+  while (s.in_handler.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (s.managers.empty()) {
     ::sigaction(SIGINT, &s.old_int, nullptr);
     ::sigaction(SIGTERM, &s.old_term, nullptr);
@@ -237,12 +259,17 @@ ProcessManager::Impl::Impl(ManagerOptions o) : options(std::move(o)) {
        std::to_string(g_manager_count.fetch_add(1, std::memory_order_relaxed));  // relaxed: a counter
   wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd < 0) detail::throw_errno(errno, "process manager", "eventfd");
+  signals_seen = signals().count.load(std::memory_order_relaxed);  // relaxed: only ours to compare
   if (options.handle_signals) install_handlers(this, wake_fd);
   supervisor = std::thread([this] { supervise(); });
   supervisor_id = supervisor.get_id();
 }
 
 ProcessManager::Impl::~Impl() {
+  {
+    std::lock_guard lock(mutex);
+    shut_down = true;  // no control request or policy starts anything now
+  }
   try {
     call([this] { end_all(); });
   } catch (...) {
@@ -312,6 +339,13 @@ void ProcessManager::Impl::add(const std::string& name, std::function<int()> fn,
   }
   // The pipe's end b is opened by the child; ours reads on a dispatcher.
   Target* raw = t.get();
+  // Every record the dispatcher takes ends in deliver() or, if it does not
+  // decode (or deliver() threw), in on_error: both count it as delivered.
+  t->active.on_error([this, raw](std::exception_ptr) {
+    std::lock_guard lock(mutex);
+    ++raw->delivered;
+    raw->inbox_cv.notify_all();
+  });
   t->active.on_receive([this, raw](const Message& m) { deliver(*raw, m); });
   targets.emplace(name, std::move(t));
 }
@@ -328,6 +362,10 @@ void ProcessManager::Impl::post_task(std::function<void()> f) {
 
 void ProcessManager::Impl::call(std::function<void()> f) {
   if (std::this_thread::get_id() == supervisor_id) {
+    if (in_hook) {
+      throw_error(errc::busy, "process manager",
+                  "a lifecycle hook may not start, stop or restart targets");
+    }
     f();
     return;
   }
@@ -349,6 +387,11 @@ void ProcessManager::Impl::call(std::function<void()> f) {
     } catch (const Error& e) {
       code = e.value();
       what = e.what();
+      // what() ends with ": <code>", which the caller's Error adds again.
+      const std::string suffix = std::string(": ") + std::string(to_string(e.value()));
+      if (what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+      }
     } catch (const std::exception& e) {
       code = errc::system_error;
       what = e.what();
@@ -406,8 +449,11 @@ void ProcessManager::Impl::supervise() {
     }
     if (options.handle_signals) {
       // relaxed: written by the handler before its eventfd write we just read.
-      const int sig = signals().pending.load(std::memory_order_relaxed);
-      if (sig != 0 && !shut_down) on_signal(sig);
+      const std::uint64_t n = signals().count.load(std::memory_order_relaxed);
+      if (n != signals_seen) {
+        signals_seen = n;
+        if (!shut_down) on_signal(signals().last.load(std::memory_order_relaxed));
+      }
     }
     reap_exited();
     restart_due();
@@ -417,61 +463,112 @@ void ProcessManager::Impl::supervise() {
 void ProcessManager::Impl::run_hook(const std::function<void(const std::string&)>& hook,
                                     const std::string& name) {
   if (!hook) return;
+  in_hook = true;
   try {
     hook(name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sleet: %s: a lifecycle hook threw: %s\n", describe(name).c_str(), e.what());
   }
+  in_hook = false;
 }
 
+// The environment of a child: ours, with the four identity variables set.
+// Built before fork(): the child of a multi-threaded process must not
+// allocate or take locks (another thread may have held malloc's or the
+// environment's lock at the fork). The pid is written into its variable by
+// the child itself, in place.
+struct ChildEnvironment {
+  std::vector<std::string> strings;
+  std::vector<char*> pointers;
+  std::size_t pid_entry = 0;  // index of "SLEET_PROCESS_PID=" + room for digits
+
+  ChildEnvironment(const std::string& name, const std::string& active, const std::string& passive) {
+    const std::string ours[] = {detail::kEnvProcessName, detail::kEnvProcessPid,
+                                detail::kEnvActiveChannel, detail::kEnvPassiveChannel};
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      const std::string_view var(*e);
+      const bool replaced = std::any_of(std::begin(ours), std::end(ours), [&](const std::string& o) {
+        return var.size() > o.size() && var.compare(0, o.size(), o) == 0 && var[o.size()] == '=';
+      });
+      if (!replaced) strings.emplace_back(var);
+    }
+    strings.push_back(ours[0] + "=" + name);
+    strings.push_back(ours[2] + "=" + active);
+    strings.push_back(ours[3] + "=" + passive);
+    pid_entry = strings.size();
+    strings.push_back(ours[1] + "=" + std::string(24, '\0'));
+    for (auto& s : strings) pointers.push_back(s.data());
+    pointers.push_back(nullptr);
+  }
+  // In the child: the decimal pid after the '=' (no allocation).
+  void set_pid(pid_t pid) noexcept {
+    char* at = pointers[pid_entry] + std::strlen(detail::kEnvProcessPid) + 1;
+    char digits[24];
+    int n = 0;
+    for (auto v = static_cast<unsigned long>(pid); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+    for (int i = 0; i < n; ++i) at[i] = digits[n - 1 - i];
+    at[n] = '\0';
+  }
+};
+
 void ProcessManager::Impl::spawn(Target& t) {
+  {
+    std::lock_guard lock(mutex);
+    if (shut_down) throw_error(errc::closed, describe(t.name), "the manager has shut down");
+  }
   run_hook(options.hooks.before_start, t.name);
-  // Everything the child needs, prepared before fork(): after it, the child
-  // of this multi-threaded process should allocate as little as it can.
+  // Everything the child needs, prepared before fork().
   std::vector<char*> argv;
   for (auto& a : t.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const std::string active(t.active.name());
-  const std::string passive(t.passive.name());
+  ChildEnvironment env(t.name, std::string(t.active.name()), std::string(t.passive.name()));
+  auto fail = [&](const std::string& why) {
+    {
+      std::lock_guard lock(mutex);
+      t.state = TargetState::failed;
+      t.pid = 0;
+      t.error = why;
+    }
+    state_cv.notify_all();
+  };
   int status_pipe[2] = {-1, -1};
   if (!t.argv.empty() && ::pipe2(status_pipe, O_CLOEXEC) != 0) {
-    detail::throw_errno(errno, describe(t.name), "pipe2");
+    const int err = errno;
+    fail(std::string("pipe2: ") + std::strerror(err));
+    throw_error(errc::child_failed, describe(t.name), t.error);
   }
+  // Signals stay blocked across fork() until the child has reset the
+  // manager's handlers: a SIGTERM must not run them in the child.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (status_pipe[0] >= 0) ::close(status_pipe[0]), ::close(status_pipe[1]);
-    {
-      std::lock_guard lock(mutex);
-      t.state = TargetState::failed;
-      t.error = std::string("fork: ") + std::strerror(err);
-    }
-    state_cv.notify_all();
+    fail(std::string("fork: ") + std::strerror(err));
     throw_error(errc::child_failed, describe(t.name), t.error);
   }
   if (pid == 0) {
     // The child. Ends with the manager (the supervisor thread that forked it).
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != manager_pid) ::_exit(kExitUncaught);
+    if (::getppid() != manager_pid) ::_exit(kExitOrphan);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGINT, &dfl, nullptr);
     ::sigaction(SIGTERM, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    ::setenv(detail::kEnvProcessName, t.name.c_str(), 1);
-    ::setenv(detail::kEnvProcessPid, std::to_string(::getpid()).c_str(), 1);
-    ::setenv(detail::kEnvActiveChannel, active.c_str(), 1);
-    ::setenv(detail::kEnvPassiveChannel, passive.c_str(), 1);
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    env.set_pid(::getpid());
     if (!t.argv.empty()) {
       ::close(status_pipe[0]);
-      ::execvp(argv[0], argv.data());
+      ::execvpe(argv[0], argv.data(), env.pointers.data());
       const int err = errno;
       [[maybe_unused]] const auto n = ::write(status_pipe[1], &err, sizeof err);
       ::_exit(kExitExecFailed);
     }
+    environ = env.pointers.data();
     int rc = kExitUncaught;
     try {
       rc = t.fn();
@@ -481,8 +578,9 @@ void ProcessManager::Impl::spawn(Target& t) {
       std::fprintf(stderr, "sleet: %s: uncaught exception\n", describe(t.name).c_str());
     }
     std::fflush(nullptr);
-    ::_exit(rc & 0xff);
+    ::_exit(rc >= 0 && rc <= 255 ? rc : 255);  // an exit status is one byte: 256 is not success
   }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (!t.argv.empty()) {
     ::close(status_pipe[1]);
     int err = 0;
@@ -511,6 +609,7 @@ void ProcessManager::Impl::spawn(Target& t) {
     std::lock_guard lock(mutex);
     t.pid = pid;
     t.pidfd = open_pidfd(pid);
+    t.started_at = Clock::now();
     t.state = TargetState::running;
     t.stopping = false;
     t.error.clear();
@@ -525,15 +624,19 @@ void ProcessManager::Impl::spawn(Target& t) {
   }
 }
 
-void ProcessManager::Impl::record_exit(Target& t, int status) {
+void ProcessManager::Impl::record_exit(Target& t, std::optional<int> wait_status) {
   std::lock_guard lock(mutex);
   if (t.pidfd >= 0) ::close(t.pidfd);
   t.pidfd = -1;
   t.pid = 0;
   t.exit_code.reset();
   t.exit_signal.reset();
-  if (WIFEXITED(status)) t.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) t.exit_signal = WTERMSIG(status);
+  if (!wait_status) {
+    t.error = "its exit status was taken by someone else (is SIGCHLD ignored?)";
+    return;
+  }
+  if (WIFEXITED(*wait_status)) t.exit_code = WEXITSTATUS(*wait_status);
+  if (WIFSIGNALED(*wait_status)) t.exit_signal = WTERMSIG(*wait_status);
 }
 
 // Decides what happens after an exit the manager did not cause.
@@ -542,6 +645,7 @@ void ProcessManager::Impl::apply_policy(Target& t) {
     std::lock_guard lock(mutex);
     const bool failure = !(t.exit_code && *t.exit_code == 0);
     const RestartPolicy p = t.options.restart;
+    if (Clock::now() - t.started_at >= t.options.reset_after) t.restarts = 0;  // it had settled
     const bool again = !shut_down && (p == RestartPolicy::always ||
                                       (p == RestartPolicy::on_failure && failure));
     if (!again) {
@@ -573,8 +677,7 @@ void ProcessManager::Impl::reap_exited() {
     int status = 0;
     const pid_t r = ::waitpid(t->pid, &status, WNOHANG);
     if (r == 0) continue;
-    if (r < 0) status = 0;  // ECHILD: someone else reaped it (SIGCHLD ignored)
-    record_exit(*t, status);
+    record_exit(*t, r < 0 ? std::nullopt : std::optional<int>(status));  // r < 0: ECHILD
     apply_policy(*t);
   }
 }
@@ -597,7 +700,9 @@ void ProcessManager::Impl::restart_due() {
     try {
       spawn(*t);
     } catch (const Error& e) {
-      std::fprintf(stderr, "sleet: %s\n", e.what());  // state is failed; wait() returns
+      std::fprintf(stderr, "sleet: %s\n", e.what());
+      std::lock_guard lock(mutex);
+      if (t->state == TargetState::restarting) t->state = TargetState::stopped;  // shut down
     }
   }
 }
@@ -606,6 +711,7 @@ void ProcessManager::Impl::restart_due() {
 // `restarting` when a start follows at once, so that receive() does not
 // take the child for gone in between.
 void ProcessManager::Impl::end(Target& t, std::chrono::milliseconds grace, TargetState after) {
+  pid_t pid;
   {
     std::lock_guard lock(mutex);
     if (t.state == TargetState::restarting) {
@@ -613,19 +719,20 @@ void ProcessManager::Impl::end(Target& t, std::chrono::milliseconds grace, Targe
       state_cv.notify_all();
       return;
     }
-    if (t.state != TargetState::running) return;
+    if (t.state != TargetState::running || t.pid <= 0) return;
     t.stopping = true;
+    pid = t.pid;  // read before the hook runs
   }
   run_hook(options.hooks.before_shutdown, t.name);
-  ::kill(t.pid, SIGTERM);
+  ::kill(pid, SIGTERM);
   const auto deadline = Clock::now() + grace;
   int status = 0;
   pid_t r = 0;
-  while ((r = ::waitpid(t.pid, &status, WNOHANG)) == 0) {
+  while ((r = ::waitpid(pid, &status, WNOHANG)) == 0) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
-      ::kill(t.pid, SIGKILL);
-      r = ::waitpid(t.pid, &status, 0);
+      ::kill(pid, SIGKILL);
+      r = ::waitpid(pid, &status, 0);
       break;
     }
     if (t.pidfd >= 0) {
@@ -635,8 +742,7 @@ void ProcessManager::Impl::end(Target& t, std::chrono::milliseconds grace, Targe
       ::usleep(1000);
     }
   }
-  if (r < 0) status = 0;
-  record_exit(t, status);
+  record_exit(t, r < 0 ? std::nullopt : std::optional<int>(status));
   {
     std::lock_guard lock(mutex);
     t.state = after;
@@ -654,37 +760,40 @@ void ProcessManager::Impl::end_all() {
     for (auto& [name, t] : targets) all.push_back(t.get());
   }
   std::chrono::milliseconds grace{0};
-  std::vector<Target*> running;
+  std::vector<std::pair<Target*, pid_t>> running;
   for (Target* t : all) {
-    bool was_running;
+    pid_t pid = 0;
     {
       std::lock_guard lock(mutex);
-      was_running = t->state == TargetState::running;
       if (t->state == TargetState::restarting) t->state = TargetState::stopped;
-      if (was_running) t->stopping = true;
+      if (t->state == TargetState::running && t->pid > 0) {
+        t->stopping = true;
+        pid = t->pid;  // read before the hook runs
+      }
     }
-    if (!was_running) continue;
+    if (pid == 0) continue;
     run_hook(options.hooks.before_shutdown, t->name);
-    ::kill(t->pid, SIGTERM);
+    ::kill(pid, SIGTERM);
     grace = std::max(grace, t->options.stop_grace);
-    running.push_back(t);
+    running.emplace_back(t, pid);
   }
   const auto deadline = Clock::now() + grace;
   while (!running.empty()) {
     const bool late = Clock::now() >= deadline;
     for (auto it = running.begin(); it != running.end();) {
+      const auto [t, pid] = *it;
       int status = 0;
-      if (late) ::kill((*it)->pid, SIGKILL);
-      const pid_t r = ::waitpid((*it)->pid, &status, late ? 0 : WNOHANG);
+      if (late) ::kill(pid, SIGKILL);
+      const pid_t r = ::waitpid(pid, &status, late ? 0 : WNOHANG);
       if (r == 0) {
         ++it;
         continue;
       }
-      record_exit(**it, r < 0 ? 0 : status);
+      record_exit(*t, r < 0 ? std::nullopt : std::optional<int>(status));
       {
         std::lock_guard lock(mutex);
-        (*it)->state = TargetState::stopped;
-        (*it)->stopping = false;
+        t->state = TargetState::stopped;
+        t->stopping = false;
       }
       it = running.erase(it);
     }
@@ -719,6 +828,13 @@ void ProcessManager::Impl::on_signal(int sig) {
 }
 
 void ProcessManager::Impl::handle_control(Target& t, const ControlRequest& request) {
+  {
+    std::lock_guard lock(mutex);
+    // From an earlier incarnation, or arriving after the shutdown: ignored.
+    if (shut_down || t.state != TargetState::running || (request.pid != 0 && request.pid != t.pid)) {
+      return;
+    }
+  }
   if (request.action == ControlRequest::Action::stop) {
     end(t, t.options.stop_grace);
     return;
@@ -736,12 +852,14 @@ void ProcessManager::Impl::deliver(Target& t, const Message& m) {
   if (m.control) {
     const ControlRequest request = *m.control;
     post_task([this, &t, request] { handle_control(t, request); });
+    std::lock_guard lock(mutex);
+    ++t.delivered;
     return;
   }
   std::unique_lock lock(mutex);
   t.inbox_cv.wait(lock, [&] { return quit || t.inbox.size() < t.options.channel_capacity; });
-  if (quit) return;
-  t.inbox.push_back(m);
+  if (!quit) t.inbox.push_back(m);
+  ++t.delivered;
   t.inbox_cv.notify_all();
 }
 
@@ -893,6 +1011,7 @@ void ProcessManager::send(const std::string& name, const Message& message) {
     std::lock_guard lock(impl_->mutex);
     t = &impl_->target(name);
   }
+  std::lock_guard send_lock(t->send_mutex);
   t->active.send(message);
 }
 
@@ -903,6 +1022,7 @@ bool ProcessManager::send_for(const std::string& name, const Message& message,
     std::lock_guard lock(impl_->mutex);
     t = &impl_->target(name);
   }
+  std::lock_guard send_lock(t->send_mutex);
   return t->active.send_for(message, timeout);
 }
 
@@ -920,16 +1040,18 @@ std::optional<Message> ProcessManager::try_receive(const std::string& name) {
 }
 
 Message ProcessManager::receive(const std::string& name) {
-  auto m = receive_for(name, std::chrono::nanoseconds::max());
-  return std::move(*m);
+  return std::move(*impl_->receive(name, detail::kForever, true));
 }
 
 std::optional<Message> ProcessManager::receive_for(const std::string& name,
                                                    std::chrono::nanoseconds timeout) {
-  std::unique_lock lock(impl_->mutex);
-  Impl::Target& t = impl_->target(name);
-  const bool forever = timeout == std::chrono::nanoseconds::max();
-  const auto deadline = forever ? Clock::time_point::max() : Clock::now() + timeout;
+  return impl_->receive(name, detail::deadline_after(timeout), false);
+}
+
+std::optional<Message> ProcessManager::Impl::receive(const std::string& name,
+                                                     detail::Deadline deadline, bool throw_if_gone) {
+  std::unique_lock lock(mutex);
+  Target& t = target(name);
   for (;;) {
     if (!t.inbox.empty()) {
       Message m = std::move(t.inbox.front());
@@ -938,10 +1060,11 @@ std::optional<Message> ProcessManager::receive_for(const std::string& name,
       return m;
     }
     const bool gone = t.state != TargetState::running && t.state != TargetState::restarting;
-    // A child that has ended may still have messages in the pipe that the
-    // dispatcher has not moved to the inbox yet.
-    if (gone && t.active.receive_stats().queued == 0) {
-      if (!forever) return std::nullopt;
+    // A child that has ended may still have messages in the pipe, or one the
+    // dispatcher has taken and not yet delivered.
+    const ChannelStats in_pipe = t.active.receive_stats();
+    if (gone && in_pipe.queued == 0 && in_pipe.received == t.delivered) {
+      if (!throw_if_gone) return std::nullopt;
       throw_error(errc::peer_dead, describe(name),
                   std::string("is ") + std::string(to_string(t.state)) + " and sent nothing more");
     }

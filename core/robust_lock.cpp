@@ -44,6 +44,11 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
       if ((i & 63) == 0 && Clock::now() >= spin_end) break;
     }
   }
+  // The owner is checked once it has held the lock for kOwnerCheck while we
+  // waited (measured here, so wake-ups by signals or other lockers do not
+  // postpone the check), and once more before a timed lock gives up.
+  std::uint32_t watched = 0;
+  Deadline watched_since{};
   for (;;) {
     std::uint32_t seen = word.load(std::memory_order_relaxed);
     if (seen == 0) {
@@ -65,15 +70,18 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
       seen |= kWaiters;
     }
     const auto now = Clock::now();
-    if (now >= deadline) return LockState::timeout;
-    const Deadline check_at = now + kOwnerCheck;
-    sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
-    if (!futex_wait(&word, seen, std::min(deadline, check_at)) && Clock::now() >= check_at) {
-      // Slept a whole check period: is the owner still there?
-      if (word.load(std::memory_order_relaxed) == seen && take_over(seen, tid)) {
-        return LockState::owner_died;
-      }
+    if ((seen & kTidMask) != watched) {
+      watched = seen & kTidMask;
+      watched_since = now;
     }
+    const bool timed_out = now >= deadline;
+    if (timed_out || now - watched_since >= kOwnerCheck) {
+      if (take_over(seen, tid)) return LockState::owner_died;
+      if (timed_out) return LockState::timeout;
+      watched_since = now;  // alive: look again after another period
+    }
+    sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
+    futex_wait(&word, seen, std::min(deadline, watched_since + kOwnerCheck));
   }
 }
 

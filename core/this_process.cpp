@@ -63,7 +63,7 @@ Pipe<Message>& active_locked(Identity& id) {
 
 void request(ControlRequest::Action action, std::string reason, const char* what) {
   Message m("sleet.control");
-  m.control = ControlRequest{action, std::move(reason)};
+  m.control = ControlRequest{action, std::move(reason), detail::current_pid()};
   Pipe<Message>* active;
   {
     std::lock_guard lock(g_mutex);

@@ -40,10 +40,10 @@ enum class errc {
   decode_failed,         // a payload that does not decode
   owner_died,            // a robust lock whose owner died
   permission_denied,     // the object exists but we may not open it
+  system_error,          // any other failing system call (errno in the message)
   not_owner,             // a mutex unlocked by a thread that does not hold it
   not_managed,           // this_process used in a process no ProcessManager started
-  child_failed,          // a managed child could not be started or gave up restarting
-  system_error,          // any other failing system call (errno in the message)
+  child_failed,          // a managed child could not be started
 };
 
 const std::error_category& error_category() noexcept;

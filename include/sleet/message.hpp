@@ -34,11 +34,12 @@ struct ControlRequest {
   enum class Action : std::uint8_t { stop, restart };
   Action action = Action::stop;
   std::string reason;
+  std::int32_t pid = 0;  // the asking process: a request from an earlier incarnation is ignored
 
   bool operator==(const ControlRequest&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(action, reason);
+    ar(action, reason, pid);
   }
 };
 

@@ -79,11 +79,11 @@ class Mutex {
   bool lock_for(std::chrono::nanoseconds timeout);
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return lock_for(timeout);
+    return lock_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return lock_for(deadline - Clock::now());
+    return lock_for(std::chrono::ceil<std::chrono::nanoseconds>(deadline - Clock::now()));
   }
   void unlock() {
     if (SLEET_UNLIKELY(!object_->lock.unlock(tid()))) throw_not_owner();

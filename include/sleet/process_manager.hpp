@@ -89,6 +89,7 @@ struct TargetOptions {
   std::chrono::milliseconds backoff{100};          // before the first restart; doubles
   std::chrono::milliseconds max_backoff{5000};
   std::chrono::milliseconds stop_grace{2000};      // SIGTERM .. SIGKILL, for stop() and shutdown
+  std::chrono::milliseconds reset_after{30000};    // a child that ran this long starts a fresh restart count
   std::size_t channel_capacity = 64;               // messages, each channel
   std::size_t max_message_size = 16384;            // bytes of an encoded Message
 };
@@ -106,7 +107,7 @@ struct TargetStatus {
   std::string name;
   TargetState state = TargetState::stopped;
   int pid = 0;                 // while running
-  unsigned restarts = 0;       // automatic restarts since the last start()/restart()
+  unsigned restarts = 0;       // automatic restarts since start()/restart() or since it ran reset_after
   std::optional<int> exit_code;    // of the last exit, if it exited normally
   std::optional<int> exit_signal;  // of the last exit, if a signal ended it
   std::string error;           // why it failed

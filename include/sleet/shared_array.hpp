@@ -78,9 +78,7 @@ class SharedArray {
   T get(std::size_t i) const {
     check(i);
     detail::StoredValueLock locked(stored_, "get");
-    T out;
-    std::memcpy(&out, element(i), sizeof(T));
-    return out;
+    return detail::value_from_bytes<T>(element(i));
   }
   T operator[](std::size_t i) const { return get(i); }
   void set(std::size_t i, const T& v) {

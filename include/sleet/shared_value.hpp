@@ -17,7 +17,10 @@
 // mid-store leaves the previous value intact. is_lock_free() says which.
 //
 // compare_exchange compares object representations (bytes), like
-// std::atomic. fetch_add/fetch_sub exist for integer T.
+// std::atomic. fetch_add/fetch_sub exist for integer T. The memory_order
+// arguments apply to lock-free values; a seqlock value is always
+// sequentially consistent per value (its writers hold a lock, and a load
+// returns the latest complete store).
 #pragma once
 
 #include <atomic>
@@ -80,9 +83,9 @@ class SharedValue {
     if constexpr (kLockFree) {
       return atomic().load(order);
     } else {
-      T out;
-      stored_.read(&out);
-      return out;
+      std::array<std::byte, sizeof(T)> bytes;
+      stored_.read(bytes.data());
+      return std::bit_cast<T>(bytes);
     }
   }
   void store(const T& v, std::memory_order order = std::memory_order_seq_cst) {
@@ -98,8 +101,7 @@ class SharedValue {
       return atomic().exchange(v, order);
     } else {
       detail::StoredValueLock locked(stored_, "exchange");
-      T old;
-      std::memcpy(&old, stored_.current_locked(), sizeof(T));
+      const T old = detail::value_from_bytes<T>(stored_.current_locked());
       stored_.write_locked(&v);
       return old;
     }
@@ -135,9 +137,7 @@ class SharedValue {
       return next;
     } else {
       detail::StoredValueLock locked(stored_, "update");
-      T current;
-      std::memcpy(&current, stored_.current_locked(), sizeof(T));
-      const T next = fn(current);
+      const T next = fn(detail::value_from_bytes<T>(stored_.current_locked()));
       stored_.write_locked(&next);
       return next;
     }

@@ -31,7 +31,9 @@ Channel<Message>& passive_channel();
 // Ask the manager to stop / restart this process (a ControlRequest on the
 // active channel). The manager answers with SIGTERM (then SIGKILL after the
 // target's grace period); the restart policy does not apply to a requested
-// stop.
+// stop. These send on the active channel, whose sending side takes one
+// thread at a time (it is an spsc ring): call them from the thread that
+// sends on active_channel(), or serialise those sends with them.
 void request_stop(std::string reason = {});
 void request_restart(std::string reason = {});
 

@@ -197,6 +197,10 @@ TEST_CASE("ProcessManager: bad input", "[pm][bad_input]") {
   CHECK_SLEET_ERROR(pm.start("missing"), errc::not_found,
                     "target 'missing': exec '/nonexistent/sleet-binary': No such file or directory");
   CHECK(pm.status("missing").state == TargetState::failed);
+  const auto err = thrown_error([&] { pm.start("missing"); });
+  REQUIRE(err);
+  CHECK(std::string(err->what()) ==
+        "target 'missing': exec '/nonexistent/sleet-binary': No such file or directory: not_found");
   CHECK_SLEET_ERROR(pm.receive("dup"), errc::peer_dead, "target 'dup': is stopped");
 }
 

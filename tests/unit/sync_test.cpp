@@ -60,6 +60,11 @@ TEST_CASE("Mutex: a thread that exits holding it leaves owner_died to the next l
   CHECK(m.lock() == LockResult::acquired);
   CHECK_FALSE(m.owner_died());
   m.unlock();
+  // A timed lock shorter than the owner check period still recovers it.
+  std::thread([&] { m.lock(); }).join();
+  CHECK(m.lock_for(1ms));
+  CHECK(m.owner_died());
+  m.unlock();
 }
 
 TEST_CASE("Semaphore: counts, bounds and timeouts", "[sync][semaphore]") {

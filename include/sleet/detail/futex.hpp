@@ -48,6 +48,15 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 inline constexpr Deadline kForever = Deadline::max();
 
+// Converts a relative timeout to an absolute deadline without overflow; a
+// timeout of zero or less is "now".
+inline Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept {
+  const auto now = Clock::now();
+  if (timeout.count() <= 0) return now;
+  if (timeout >= Deadline::max() - now) return kForever;
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
 // Sleeps while *word == expected, until woken or the deadline passes.
 // Returns false only on timeout; spurious returns are true.
 bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
@@ -164,8 +173,12 @@ bool wait_announced(std::atomic<std::uint32_t>& word, std::uint32_t expected,
   }
   for (;;) {
     if (Clock::now() >= deadline) return false;
-    // seq_cst: the announcement must be ordered before the re-check below
-    // and the kernel's read of the word (a store-load pair).
+    // seq_cst: the announcement is ordered before the re-check below. The
+    // guarantee rests on the kernel: futex_wait() executes a full barrier
+    // (smp_mb) before it reads the word, and sleeps only if it still reads
+    // `expected`; the other side's seq_cst RMW on the word comes before its
+    // load of `waiters`. So either the kernel sees the change or the other
+    // side sees us. done()'s own loads may be weaker: they are a shortcut.
     waiters.fetch_add(1, std::memory_order_seq_cst);
     bool finished = done();
     if (!finished) {

@@ -15,9 +15,11 @@
 //
 // Dead owners. Holding the owner's tid in the word makes the owner known
 // at every instant, with no window between taking the lock and recording
-// who took it. A sleeper wakes at least every kOwnerCheck; if the word has
-// not changed and its owner thread is gone (or a zombie), the sleeper
-// takes the lock over with one CAS from the dead owner's word to its own,
+// who took it. Once one owner has held the lock for kOwnerCheck while a
+// locker waits (and before a timed lock or try_lock gives up), the locker
+// checks that thread: kill(tid, 0), then /proc/<tid>/stat for a zombie. If
+// it is gone, the locker takes the lock over with one CAS from the dead
+// owner's word to its own (two lockers cannot both win it),
 // sets `dirty`, and reports LockState::owner_died so the caller can repair
 // what the lock protects. `dirty` stays set until the holder unlocks, so a
 // second death before the repair is reported again. The kernel's robust
@@ -25,9 +27,10 @@
 // list (its entries have pthread_mutex_t's layout), so sleet cannot add its
 // own locks to it; the check period bounds the delay instead.
 //
-// Limits: tids are compared within one pid namespace, and a tid reused by
-// a new thread before the check looks alive (the lock then waits for that
-// thread to exit).
+// Limits: every process using a lock must share one pid namespace (a tid
+// from another namespace cannot be checked and may look dead); a tid reused
+// by a new thread before the check looks alive (the lock then waits for
+// that thread to exit).
 #pragma once
 
 #include <atomic>

@@ -26,7 +26,10 @@
 // two writes since it read `index`.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -105,6 +108,14 @@ class StoredValue {
   SegmentKind kind_ = SegmentKind::value;
   ValueLayout layout_;
 };
+
+// A T from its bytes; T need not be default-constructible.
+template <class T>
+T value_from_bytes(const void* bytes) noexcept {
+  std::array<std::byte, sizeof(T)> b;
+  std::memcpy(b.data(), bytes, sizeof(T));
+  return std::bit_cast<T>(b);
+}
 
 // Holds a StoredValue's lock for a scope.
 struct StoredValueLock {
