@@ -13,7 +13,6 @@
 namespace sleet::detail {
 
 std::atomic<int> g_current_pid{0};
-thread_local int t_current_tid = 0;
 
 namespace {
 void after_fork_in_child() noexcept {

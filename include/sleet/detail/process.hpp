@@ -27,7 +27,9 @@ inline int current_pid() noexcept {
 // The calling thread's kernel id (gettid()), cached per thread; the fork
 // handler clears the forking thread's cache in the child. Robust locks store
 // it as their owner.
-extern thread_local int t_current_tid;
+// constinit: no dynamic initialisation, so every translation unit reads it
+// directly (no TLS wrapper function).
+constinit inline thread_local int t_current_tid = 0;
 int refresh_current_tid() noexcept;
 
 inline int current_tid() noexcept {
