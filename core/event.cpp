@@ -78,7 +78,7 @@ void Event::clear() noexcept {
 }
 
 bool Event::wait_for(std::chrono::nanoseconds timeout) {
-  return wait_until(timeout.count() <= 0 ? Clock::now() : Clock::now() + timeout);
+  return wait_until(deadline_after(timeout));
 }
 
 bool Event::wait_until(Deadline deadline) {

@@ -62,8 +62,7 @@ bool Mutex::try_lock() {
 
 bool Mutex::lock_for(std::chrono::nanoseconds timeout) {
   if (object_->lock.try_lock_fast(tid())) return true;
-  const Deadline deadline = timeout.count() <= 0 ? Clock::now() : Clock::now() + timeout;
-  const LockState state = object_->lock.lock_slow(tid(), deadline, spin_);
+  const LockState state = object_->lock.lock_slow(tid(), deadline_after(timeout), spin_);
   if (state == LockState::timeout) return false;
   finish(state, "lock_for");
   return true;

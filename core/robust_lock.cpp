@@ -55,6 +55,13 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
       }
       continue;
     }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      // Before giving up, look at the owner once, as try_lock() does: a
+      // timeout shorter than kOwnerCheck never sleeps a whole period, and
+      // would otherwise never recover a dead owner.
+      return take_over(seen, tid) ? LockState::owner_died : LockState::timeout;
+    }
     if ((seen & kWaiters) == 0) {
       // relaxed: kWaiters only tells the owner's unlock() to wake; the
       // futex syscall orders our sleep against that exchange.
@@ -64,8 +71,6 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
       }
       seen |= kWaiters;
     }
-    const auto now = Clock::now();
-    if (now >= deadline) return LockState::timeout;
     const Deadline check_at = now + kOwnerCheck;
     sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
     if (!futex_wait(&word, seen, std::min(deadline, check_at)) && Clock::now() >= check_at) {

@@ -76,7 +76,7 @@ bool Semaphore::acquire_slow(Deadline deadline) {
 bool Semaphore::acquire_for(std::chrono::nanoseconds timeout) {
   if (try_acquire()) return true;
   if (timeout.count() <= 0) return false;
-  return acquire_slow(Clock::now() + timeout);
+  return acquire_slow(deadline_after(timeout));
 }
 
 void Semaphore::release(std::uint32_t n) {

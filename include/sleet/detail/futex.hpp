@@ -48,6 +48,14 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 inline constexpr Deadline kForever = Deadline::max();
 
+// Converts a relative timeout to an absolute deadline without overflow: a
+// timeout too long to add (nanoseconds::max()) is kForever, not the past.
+inline Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept {
+  const auto now = Clock::now();
+  if (timeout >= Deadline::max() - now) return kForever;
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
 // Sleeps while *word == expected, until woken or the deadline passes.
 // Returns false only on timeout; spurious returns are true.
 bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,

@@ -56,11 +56,4 @@ struct RingCommon {
 static_assert(sizeof(RingCommon) == 4 * kFalseSharing);
 static_assert(alignof(RingCommon) == kFalseSharing);
 
-// Converts a relative timeout to an absolute deadline without overflow.
-inline Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept {
-  const auto now = Clock::now();
-  if (timeout >= Deadline::max() - now) return kForever;
-  return now + std::chrono::duration_cast<Clock::duration>(timeout);
-}
-
 }  // namespace sleet::detail

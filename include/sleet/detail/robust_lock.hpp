@@ -15,12 +15,14 @@
 //
 // Dead owners. Holding the owner's tid in the word makes the owner known
 // at every instant, with no window between taking the lock and recording
-// who took it. A sleeper wakes at least every kOwnerCheck; if the word has
-// not changed and its owner thread is gone (or a zombie), the sleeper
-// takes the lock over with one CAS from the dead owner's word to its own,
-// sets `dirty`, and reports LockState::owner_died so the caller can repair
-// what the lock protects. `dirty` stays set until the holder unlocks, so a
-// second death before the repair is reported again. The kernel's robust
+// who took it. A sleeper wakes at least every kOwnerCheck, and a locker
+// whose deadline has come (try_lock, a short lock_for) looks once before it
+// gives up; if the word has not changed and its owner thread is gone (or a
+// zombie), the locker takes the lock over with one CAS from the dead
+// owner's word to its own, sets `dirty`, and reports LockState::owner_died
+// so the caller can repair what the lock protects. `dirty` stays set
+// until the holder unlocks, so a second death before the repair is
+// reported again. The kernel's robust
 // futex list would report a death at once, but glibc owns each thread's
 // list (its entries have pthread_mutex_t's layout), so sleet cannot add its
 // own locks to it; the check period bounds the delay instead.
