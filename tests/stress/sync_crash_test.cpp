@@ -156,6 +156,35 @@ KillStats kill_and_restart(CrashCtrl& c, int workers, Spawn spawn, std::chrono::
   return ks;
 }
 
+// The checks a record run ends with, made by the parent holding the lock
+// (`r`: what its lock reported). `recoveries`: the lock's own count of
+// take-overs, where it shows one.
+void check_after_kills(CrashCtrl& c, const KillStats& ks, std::span<std::uint64_t> rec, LockResult r,
+                       std::optional<std::uint64_t> recoveries) {
+  INFO(c.report.what());
+  REQUIRE(c.report.ok());
+  // relaxed (all): the workers are reaped.
+  const auto commits = c.commits.load(std::memory_order_relaxed);
+  const auto died = c.owner_died.load(std::memory_order_relaxed);
+  const auto repairs = c.repairs.load(std::memory_order_relaxed);
+  const auto kills = static_cast<std::uint64_t>(ks.kills);
+  INFO("kills " << ks.kills << " (zombies " << ks.zombies << "), commits " << commits << ", recoveries "
+                << recoveries.value_or(0) << ", owner_died seen " << died << ", repairs " << repairs);
+  CHECK(died > 0);
+  CHECK(repairs <= died);
+  if (recoveries) {
+    CHECK(*recoveries <= kills);  // one dead holder per kill at most
+    CHECK(died <= *recoveries);   // a taker killed before it counted is not seen
+  } else {
+    CHECK(died <= kills);
+  }
+  // Every worker exited cleanly, so the lock was free and the record whole.
+  CHECK(r == LockResult::acquired);
+  CHECK(inspect(rec) == Shape::consistent);
+  CHECK(rec[0] >= commits);          // a worker killed after its write
+  CHECK(rec[0] <= commits + kills);  // did not count it
+}
+
 const auto kBudget = std::chrono::milliseconds(3000);
 const int kMaxKills = static_cast<int>(scaled(250, 60));
 
@@ -188,24 +217,8 @@ TEST_CASE("Mutex crash test: holders SIGKILLed at random, every owner_died repai
   };
   const KillStats ks = kill_and_restart(*ctrl, 3, spawn, kBudget, kMaxKills);
 
-  INFO(ctrl->report.what());
-  REQUIRE(ctrl->report.ok());
-  const auto commits = ctrl->commits.load(std::memory_order_relaxed);  // relaxed: children reaped
-  const auto died = ctrl->owner_died.load(std::memory_order_relaxed);
-  const auto repairs = ctrl->repairs.load(std::memory_order_relaxed);
-  const auto recoveries = m.stats().recoveries;
-  INFO("kills " << ks.kills << " (zombies " << ks.zombies << "), commits " << commits << ", recoveries "
-                << recoveries << ", owner_died seen " << died << ", repairs " << repairs);
-  CHECK(ks.kills > 0);
-  CHECK(recoveries > 0);
-  CHECK(recoveries <= static_cast<std::uint64_t>(ks.kills));  // one dead holder per kill at most
-  CHECK(died <= recoveries);    // a taker killed before counting is not seen
-  CHECK(repairs <= died);
-  // Every worker exited cleanly, so the lock is free and the record whole.
-  CHECK(m.lock() == LockResult::acquired);
-  CHECK(inspect(rec) == Shape::consistent);
-  CHECK(rec[0] >= commits);                                          // a kill after the write
-  CHECK(rec[0] <= commits + static_cast<std::uint64_t>(ks.kills));  // is not counted
+  const LockResult r = m.lock();
+  check_after_kills(*ctrl, ks, rec, r, m.stats().recoveries);
   m.unlock();
   CHECK(m.lock_for(std::chrono::milliseconds(100)));
   CHECK_FALSE(m.owner_died());
@@ -235,21 +248,7 @@ TEST_CASE("SharedArray crash test: with_lock holders SIGKILLed at random, repair
   };
   const KillStats ks = kill_and_restart(*ctrl, 3, spawn, kBudget, kMaxKills);
 
-  INFO(ctrl->report.what());
-  REQUIRE(ctrl->report.ok());
-  const auto commits = ctrl->commits.load(std::memory_order_relaxed);  // relaxed: children reaped
-  const auto died = ctrl->owner_died.load(std::memory_order_relaxed);
-  const auto repairs = ctrl->repairs.load(std::memory_order_relaxed);
-  INFO("kills " << ks.kills << ", commits " << commits << ", owner_died seen " << died << ", repairs " << repairs);
-  CHECK(died > 0);
-  CHECK(died <= static_cast<std::uint64_t>(ks.kills));
-  CHECK(repairs <= died);
-  a.with_lock([&](std::span<std::uint64_t> rec, LockResult r) {
-    CHECK(r == LockResult::acquired);
-    CHECK(inspect(rec) == Shape::consistent);
-    CHECK(rec[0] >= commits);
-    CHECK(rec[0] <= commits + static_cast<std::uint64_t>(ks.kills));
-  });
+  a.with_lock([&](std::span<std::uint64_t> rec, LockResult r) { check_after_kills(*ctrl, ks, rec, r, std::nullopt); });
   CHECK(a.get(0) == a.snapshot()[0]);
 }
 
