@@ -2,7 +2,7 @@
 # sleet developer entry point: installs what the build needs (Debian
 # packages, via apt-get, only when missing), configures, builds and runs.
 #
-#   tools/dev.sh main                     build, run the cross-process demo and the quick benchmark
+#   tools/dev.sh main                     build, run the cross-process demo and the quick benchmarks
 #   tools/dev.sh test                     build and run every test
 #   tools/dev.sh test --sanitize thread   the same under ThreadSanitizer (or: address)
 #   tools/dev.sh deps                     only install the packages
@@ -62,6 +62,8 @@ case "$cmd" in
     "$builddir/bench/channel_bench" --quick
     echo "== quick benchmark: key-value store"
     "$builddir/bench/kv_bench" --quick
+    echo "== quick benchmark: sync primitives"
+    "$builddir/bench/sync_bench" --quick
     ;;
   test)
     install_deps; build
