@@ -66,6 +66,8 @@ case "$cmd" in
     "$builddir/bench/channel_bench" --quick
     echo "== quick benchmark: key-value store"
     "$builddir/bench/kv_bench" --quick
+    echo "== quick benchmark: sync primitives"
+    "$builddir/bench/sync_bench" --quick
     echo "== quick peer comparison (the full run and its report: README.md, Peer comparison)"
     "$builddir/bench/peers/peers_bench" --quick --out "$builddir/peers-quick.csv"
     python3 "$root/bench/peers/report.py" "$builddir/peers-quick.csv"

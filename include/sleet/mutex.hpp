@@ -79,11 +79,16 @@ class Mutex {
   bool lock_for(std::chrono::nanoseconds timeout);
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return lock_for(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+    // Longer than nanoseconds can hold (hours::max()): forever, not an overflow.
+    using D = std::chrono::duration<Rep, Period>;
+    if (timeout >= std::chrono::duration_cast<D>(std::chrono::nanoseconds::max())) {
+      return lock_for(std::chrono::nanoseconds::max());
+    }
+    return lock_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return lock_for(std::chrono::ceil<std::chrono::nanoseconds>(deadline - Clock::now()));
+    return try_lock_for(deadline - Clock::now());
   }
   void unlock() {
     if (SLEET_UNLIKELY(!object_->lock.unlock(tid()))) throw_not_owner();

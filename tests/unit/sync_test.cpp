@@ -169,3 +169,61 @@ TEST_CASE("SharedArray: elements, with_lock, bounds", "[sync][array]") {
                     "inside with_lock");
   a.with_lock([](std::span<int>, LockResult r) { CHECK(r == LockResult::acquired); });
 }
+
+// A "forever" timeout (nanoseconds::max(), time_point::max()) must mean
+// forever, not overflow the deadline into the past and give up at once.
+TEST_CASE("Mutex, Semaphore, Event: a timeout of nanoseconds::max() waits", "[sync][timeout]") {
+  const auto nm = unique_name("mutex");
+  const auto ns = unique_name("sem");
+  const auto ne = unique_name("event");
+  Cleanup c1(nm), c2(ns), c3(ne);
+  auto m = Mutex::create(nm);
+  auto s = Semaphore::create(ns, 0);
+  auto e = Event::create(ne);
+  std::atomic<bool> locked{false};
+  std::thread later([&] {
+    m.lock();
+    locked.store(true, std::memory_order_release);  // release: pairs with the acquire below
+    std::this_thread::sleep_for(30ms);
+    m.unlock();
+    s.release();
+    e.set();
+  });
+  while (!locked.load(std::memory_order_acquire)) std::this_thread::yield();
+  auto m2 = Mutex::open(nm);
+  CHECK(m2.lock_for(std::chrono::nanoseconds::max()));
+  m2.unlock();
+  CHECK(s.acquire_for(std::chrono::nanoseconds::max()));
+  CHECK(e.wait_for(std::chrono::nanoseconds::max()));
+  later.join();
+  CHECK(m2.try_lock_until(std::chrono::steady_clock::time_point::max()));
+  m2.unlock();
+  CHECK(m2.try_lock_for(std::chrono::hours::max()));
+  m2.unlock();
+  CHECK(s.value() == 0);
+}
+
+// lock_for() with a timeout shorter than the owner-check period (and
+// lock_for(0)) must still take over from a dead owner, as try_lock() does;
+// a caller polling with short timeouts would otherwise wait forever.
+TEST_CASE("Mutex: lock_for with a short timeout takes over from a dead owner", "[sync][mutex]") {
+  const auto name = unique_name("mutex");
+  Cleanup cleanup(name);
+  auto m = Mutex::create(name);
+  SECTION("lock_for(1ms)") {
+    std::thread([&] { m.lock(); }).join();  // exits holding it
+    bool got = false;
+    for (int i = 0; i < 50 && !got; ++i) got = m.lock_for(1ms);
+    REQUIRE(got);
+  }
+  SECTION("lock_for(0)") {
+    std::thread([&] { m.lock(); }).join();
+    REQUIRE(m.lock_for(0ms));
+  }
+  CHECK(m.owner_died());
+  CHECK(m.stats().recoveries == 1);
+  m.unlock();
+  CHECK(m.lock_for(0ms));
+  CHECK_FALSE(m.owner_died());
+  m.unlock();
+}
