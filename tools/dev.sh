@@ -45,7 +45,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 build() {
   local dir="$root/build"
-  local args=(-DCMAKE_BUILD_TYPE=Release)
+  local args=(-DCMAKE_BUILD_TYPE=Release -DSLEET_BUILD_BENCH=ON)
   if [ -n "$sanitize" ]; then
     dir="$root/build-$sanitize"
     args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLEET_SANITIZE="$sanitize" -DSLEET_BUILD_BENCH=OFF)
