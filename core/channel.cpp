@@ -1,6 +1,7 @@
 // The untyped part of Channel<T> and Pipe<T>: laying out, creating, opening
-// and validating channels, the spsc role claims and the statistics.
-#include "sleet/detail/channel_base.hpp"
+// and validating channels, the close protocol, the spsc role claims and the
+// statistics (channel_core.hpp).
+#include "sleet/detail/channel_core.hpp"
 
 #include <atomic>
 #include <string>
@@ -31,7 +32,6 @@ std::uint64_t make_token(int pid, std::uint64_t serial) noexcept {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(pid)) << 32) |
          (serial & 0xFFFFFFFFu);
 }
-int token_pid(std::uint64_t token) noexcept { return static_cast<int>(token >> 32); }
 
 bool is_pow2(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -153,12 +153,7 @@ std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
 namespace {
 
 const RingCommon& common_at(const std::byte* at) noexcept {
-  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
-  const std::byte* ring = at + sizeof(ChannelConfig);
-  if (cfg.topology == static_cast<std::uint32_t>(Topology::spsc)) {
-    return reinterpret_cast<const SpscControl*>(ring)->common;
-  }
-  return reinterpret_cast<const MpmcControl*>(ring)->common;
+  return *reinterpret_cast<const RingCommon*>(at + sizeof(ChannelConfig) + kRingCommonOffset);
 }
 
 }  // namespace
@@ -174,7 +169,12 @@ ChannelStats read_channel_stats(const std::byte* at) noexcept {
     s.received = c.received.load(std::memory_order_relaxed);
   } else {
     const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
-    s.sent = c.enqueue_pos.load(std::memory_order_relaxed) & ~MpmcRing::kClosedBit;
+    const std::uint64_t e = c.enqueue_pos.load(std::memory_order_relaxed);
+    // Once closed, fetch_add tickets that lost the race with the close move
+    // the counter past the final ticket without sending anything.
+    const std::uint64_t final_ticket = c.final_ticket.load(std::memory_order_relaxed);
+    s.sent = (e & MpmcRing::kClosedBit) && final_ticket != 0 ? final_ticket
+                                                            : e & ~MpmcRing::kClosedBit;
     s.received = c.dequeue_pos.load(std::memory_order_relaxed);
   }
   s.queued = s.sent > s.received ? s.sent - s.received : 0;
@@ -193,45 +193,24 @@ bool read_channel_closed(const std::byte* at) noexcept {
   return common_at(at).closed.load(std::memory_order_relaxed) != kOpen;
 }
 
-// ---- ChannelBase ----
+// ---- ChannelCore ----
 
-ChannelBase::ChannelBase(Segment seg, std::size_t offset, std::string label)
+ChannelCore::ChannelCore(Segment seg, std::size_t offset, std::string label)
     : seg_(std::move(seg)), offset_(offset), label_(std::move(label)), serial_(next_serial()) {
-  const ChannelConfig& cfg = config();
+  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(config());
   topology_ = static_cast<Topology>(cfg.topology);
+  capacity_ = cfg.capacity;
   max_size_ = static_cast<std::uint32_t>(cfg.max_message_size);
   spin_ = std::chrono::nanoseconds(cfg.spin_ns);
-  void* ring = seg_.object() + offset_ + sizeof(ChannelConfig);
-  if (topology_ == Topology::spsc) {
-    spsc_ = SpscRing(ring);
-  } else {
-    mpmc_ = MpmcRing(ring);
-  }
 }
 
-ChannelBase::~ChannelBase() { release_claims(); }
-
-void ChannelBase::swap(ChannelBase& other) noexcept {
-  std::swap(seg_, other.seg_);
-  std::swap(offset_, other.offset_);
-  std::swap(label_, other.label_);
-  std::swap(topology_, other.topology_);
-  std::swap(max_size_, other.max_size_);
-  std::swap(spin_, other.spin_);
-  std::swap(spsc_, other.spsc_);
-  std::swap(mpmc_, other.mpmc_);
-  std::swap(serial_, other.serial_);
-  std::swap(producer_pid_, other.producer_pid_);
-  std::swap(consumer_pid_, other.consumer_pid_);
+ChannelCore ChannelCore::share() const {
+  ChannelCore c(seg_.share(), offset_, label_);
+  c.spin_ = spin_;
+  return c;
 }
 
-ChannelBase ChannelBase::share() const {
-  ChannelBase b(seg_.share(), offset_, label_);
-  b.spin_ = spin_;
-  return b;
-}
-
-ChannelBase ChannelBase::create(std::string_view name, const ChannelOptions& options,
+ChannelCore ChannelCore::create(std::string_view name, const ChannelOptions& options,
                                 const MessageType& type) {
   validate_name(name);
   std::string label = channel_label(name);
@@ -239,29 +218,29 @@ ChannelBase ChannelBase::create(std::string_view name, const ChannelOptions& opt
   SegmentSpec spec{SegmentKind::channel, layout.bytes, type.fingerprint, type.name,
                    options.permissions};
   Segment seg = Segment::create(name, spec, [&](std::byte* object) { layout.initialize(object); });
-  return ChannelBase(std::move(seg), 0, std::move(label));
+  return ChannelCore(std::move(seg), 0, std::move(label));
 }
 
-ChannelBase ChannelBase::open(std::string_view name, const MessageType& type) {
+ChannelCore ChannelCore::open(std::string_view name, const MessageType& type) {
   Segment seg = Segment::open(name, SegmentKind::channel, type.fingerprint, type.name);
   std::string label = channel_label(name);
   ChannelLayout::check(seg.object(), seg.object_size(), type, label);
-  return ChannelBase(std::move(seg), 0, std::move(label));
+  return ChannelCore(std::move(seg), 0, std::move(label));
 }
 
-ChannelBase ChannelBase::open_or_create(std::string_view name, const ChannelOptions& options,
+ChannelCore ChannelCore::open_or_create(std::string_view name, const ChannelOptions& options,
                                         const MessageType& type) {
   return create_or_open([&] { return create(name, options, type); },
                         [&] { return open(name, type); });
 }
 
-bool ChannelBase::remove(std::string_view name) { return Segment::remove(name); }
+bool ChannelCore::remove(std::string_view name) { return Segment::remove(name); }
 
-void ChannelBase::claim(std::atomic<std::uint64_t>& owner, const char* role, int& held_pid) {
+std::uint64_t ChannelCore::claim_role(std::atomic<std::uint64_t>& owner, const char* role) const {
   const int me = current_pid();
   const std::uint64_t token = make_token(me, serial_);
   // acquire: we continue the ring where the previous holder left it; pairs
-  // with the release in release_claims().
+  // with the release in release_role().
   std::uint64_t cur = owner.load(std::memory_order_acquire);
   for (;;) {
     if (cur == token) break;
@@ -280,52 +259,36 @@ void ChannelBase::claim(std::atomic<std::uint64_t>& owner, const char* role, int
       break;
     }
   }
-  held_pid = me;
+  return token;
 }
 
-void ChannelBase::claim_producer() {
-  claim(spsc_.control().producer, "sender", producer_pid_);
-  spsc_.attach_producer();
+void release_role(std::atomic<std::uint64_t>& owner, std::uint64_t token) noexcept {
+  // Not held, or held by our parent before fork(): not ours to give back.
+  if (token == 0 || token_pid(token) != current_pid()) return;
+  // release: the next holder's acquire in claim_role() sees our last ring stores.
+  owner.compare_exchange_strong(token, 0, std::memory_order_release, std::memory_order_relaxed);
 }
 
-void ChannelBase::claim_consumer() {
-  claim(spsc_.control().consumer, "receiver", consumer_pid_);
-  spsc_.attach_consumer();
-}
-
-void ChannelBase::release_claims() noexcept {
-  if (!seg_.valid() || topology_ != Topology::spsc) return;
-  const int me = current_pid();
-  auto drop = [&](std::atomic<std::uint64_t>& owner, int held_pid) {
-    if (held_pid != me) return;  // not held, or held by our parent before fork()
-    std::uint64_t token = make_token(me, serial_);
-    // release: the next holder's acquire sees our last ring stores.
-    owner.compare_exchange_strong(token, 0, std::memory_order_release, std::memory_order_relaxed);
-  };
-  drop(spsc_.control().producer, producer_pid_);
-  drop(spsc_.control().consumer, consumer_pid_);
-}
-
-void ChannelBase::close() noexcept {
+void ChannelCore::close() noexcept {
   RingCommon& c = common();
-  if (topology_ == Topology::mpmc) mpmc_.close_tickets();  // later claims fail
+  if (topology_ == Topology::mpmc) MpmcRing(ring()).close_tickets();  // later claims fail
   // A CAS, so that a second closer can never move kClosed back to kClosing.
   // release: pairs with refuses_sends() (acquire); relaxed on failure: the
   // state is already past kOpen and we read nothing through it.
   std::uint32_t open = kOpen;
   c.closed.compare_exchange_strong(open, kClosing, std::memory_order_release,
                                    std::memory_order_relaxed);
-  heavy_fence();            // pairs with the sender's light_fence() after in_send = 1
+  heavy_fence();             // pairs with the sender's light_fence() after in_send = 1
   c.space_ec.notify_slow();  // senders asleep on a full ring wake up and see kClosing
   if (topology_ == Topology::spsc) {
     // A send that missed kClosing is still publishing: wait for it, unless
     // its process died (then nothing more will be published).
-    auto& in_send = spsc_.control().in_send;
-    // acquire: pairs with the release in the sender's InSend destructor.
-    for (unsigned i = 0; in_send.load(std::memory_order_acquire) != 0; ++i) {
+    auto& ctl = *static_cast<SpscControl*>(ring());
+    // acquire: pairs with the release store of 0 in SpscPort::leave_send().
+    for (unsigned i = 0; ctl.in_send.load(std::memory_order_acquire) != 0; ++i) {
       if ((i & 255) == 255) {
         // relaxed: we only need the holder's pid.
-        const auto holder = spsc_.control().producer.load(std::memory_order_relaxed);
+        const auto holder = ctl.producer.load(std::memory_order_relaxed);
         if (!pid_alive(token_pid(holder))) break;
       }
       std::this_thread::yield();
@@ -339,25 +302,23 @@ void ChannelBase::close() noexcept {
   c.space_ec.notify_slow();
 }
 
-ChannelStats ChannelBase::stats() const noexcept { return read_channel_stats(seg_.object() + offset_); }
+void ChannelCore::throw_closed() const { throw_error(errc::closed, label_, "closed"); }
 
-std::size_t ChannelBase::size_approx() const noexcept {
-  return topology_ == Topology::spsc ? spsc_.size_approx() : mpmc_.size_approx();
-}
-
-void ChannelBase::throw_closed() const { throw_error(errc::closed, label_, "closed"); }
-
-void ChannelBase::throw_too_large(std::size_t size) const {
+void ChannelCore::throw_too_large(std::size_t size) const {
   throw_error(errc::too_large, label_,
               "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
                   std::to_string(max_size_));
 }
 
-void ChannelBase::throw_wrong_mode(std::string_view detail) const {
+void ChannelCore::throw_wrong_mode(std::string_view detail) const {
   throw_error(errc::wrong_mode, label_, detail);
 }
 
-void ChannelBase::rethrow_decode_failed(const Error& e) const {
+void ChannelCore::throw_damaged(std::string_view detail) const {
+  throw_error(errc::decode_failed, label_, detail);
+}
+
+void ChannelCore::rethrow_decode_failed(const Error& e) const {
   std::string_view detail = e.what();
   // std::system_error appended ": decode_failed"; our own message adds it again.
   constexpr std::string_view suffix = ": decode_failed";

@@ -3,6 +3,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 namespace sleet::detail {
 
 bool g_light_fence = false;
+
+void yield_cpu() noexcept { ::sched_yield(); }
 
 namespace {
 

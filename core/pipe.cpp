@@ -17,7 +17,7 @@ std::string pipe_label(std::string_view name, const char* direction) {
 
 }  // namespace
 
-std::pair<ChannelBase, ChannelBase> create_pipe(std::string_view name,
+std::pair<ChannelCore, ChannelCore> create_pipe(std::string_view name,
                                                 const ChannelOptions& options,
                                                 const MessageType& type) {
   validate_name(name);
@@ -31,18 +31,18 @@ std::pair<ChannelBase, ChannelBase> create_pipe(std::string_view name,
     layout.initialize(object + layout.bytes);
   });
   Segment seg2 = seg.share();
-  return {ChannelBase(std::move(seg), 0, pipe_label(name, "a->b")),
-          ChannelBase(std::move(seg2), layout.bytes, pipe_label(name, "b->a"))};
+  return {ChannelCore(std::move(seg), 0, pipe_label(name, "a->b")),
+          ChannelCore(std::move(seg2), layout.bytes, pipe_label(name, "b->a"))};
 }
 
-std::pair<ChannelBase, ChannelBase> open_pipe(std::string_view name, const MessageType& type) {
+std::pair<ChannelCore, ChannelCore> open_pipe(std::string_view name, const MessageType& type) {
   Segment seg = Segment::open(name, SegmentKind::pipe, type.fingerprint, type.name);
   const std::string ab = pipe_label(name, "a->b");
   const std::uint64_t first = ChannelLayout::check(seg.object(), seg.object_size(), type, ab);
   const std::string ba = pipe_label(name, "b->a");
   ChannelLayout::check(seg.object() + first, seg.object_size() - first, type, ba);
   Segment seg2 = seg.share();
-  return {ChannelBase(std::move(seg), 0, ab), ChannelBase(std::move(seg2), first, ba)};
+  return {ChannelCore(std::move(seg), 0, ab), ChannelCore(std::move(seg2), first, ba)};
 }
 
 }  // namespace sleet::detail

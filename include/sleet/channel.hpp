@@ -27,9 +27,16 @@
 //   accepts it, in registration order (dispatcher.hpp). close() drains and
 //   joins it; the destructor stops it after the message in hand.
 //
+// Batches and loans: send_batch()/try_send_batch() publish many messages at
+// once (one publication, at most one wake-up); receive_batch() hands every
+// queued message (up to a maximum) to a function and releases their space
+// once; loan() gives a T constructed in the ring to fill and commit()
+// (loan.hpp). The passive dispatcher drains in batches.
+//
 // Blocking calls spin for the spin budget, then sleep on a futex
-// (futex.hpp). The fast path of send is: claim, encode in place, one
-// release store, one load of the receivers' eventcount.
+// (futex.hpp). The fast path of send is: claim the encoded size, encode in
+// place, one release store, one load of the receivers' eventcount
+// (channel_io.hpp has the encoding rules).
 //
 // Errors: create/open/remove throw sleet::Error naming the channel. Full,
 // empty and timeout come back as bool/std::optional. A closed channel
@@ -47,20 +54,25 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
+#include "sleet/channel_options.hpp"
 #include "sleet/codec.hpp"
-#include "sleet/detail/channel_base.hpp"
+#include "sleet/detail/channel_io.hpp"
 #include "sleet/detail/dispatcher.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
+#include "sleet/loan.hpp"
 
 namespace sleet {
 
@@ -71,6 +83,7 @@ template <class T>
 class Channel {
   static_assert(HasCodec<T>, "sleet::Channel<T>: no sleet::Codec<T> for this type");
   using C = Codec<T>;
+  using Wait = detail::Wait;
 
  public:
   using value_type = T;
@@ -78,13 +91,13 @@ class Channel {
   Channel() = default;
   // Moving a Channel is not thread-safe (like any move).
   Channel(Channel&& other) noexcept
-      : base_(std::move(other.base_)),
+      : end_(std::move(other.end_)),
         mode_(other.mode_.load(std::memory_order_relaxed)),
         dispatcher_(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed)) {}
   Channel& operator=(Channel&& other) noexcept {
     if (this != &other) {
       delete dispatcher_.exchange(nullptr, std::memory_order_relaxed);  // stop ours first
-      base_ = std::move(other.base_);
+      end_ = std::move(other.end_);
       mode_.store(other.mode_.load(std::memory_order_relaxed), std::memory_order_relaxed);
       dispatcher_.store(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed),
                         std::memory_order_relaxed);
@@ -94,15 +107,15 @@ class Channel {
   ~Channel() { delete dispatcher_.load(std::memory_order_relaxed); }  // stops and joins it
 
   static Channel create(std::string_view name, const ChannelOptions& options = {}) {
-    return Channel(detail::ChannelBase::create(name, options, type()));
+    return Channel(detail::ChannelCore::create(name, options, type()));
   }
   static Channel open(std::string_view name) {
-    return Channel(detail::ChannelBase::open(name, type()));
+    return Channel(detail::ChannelCore::open(name, type()));
   }
   static Channel open_or_create(std::string_view name, const ChannelOptions& options = {}) {
-    return Channel(detail::ChannelBase::open_or_create(name, options, type()));
+    return Channel(detail::ChannelCore::open_or_create(name, options, type()));
   }
-  static bool remove(std::string_view name) { return detail::ChannelBase::remove(name); }
+  static bool remove(std::string_view name) { return detail::ChannelCore::remove(name); }
   static detail::MessageType type() noexcept {
     return {detail::fingerprint<T>(C::name), detail::type_name<T>(), C::fixed_size};
   }
@@ -111,26 +124,68 @@ class Channel {
 
   // Blocks while the ring is full. Throws errc::closed, errc::too_large.
   void send(const T& value) {
-    auto w = writer(value);
-    if (base_.send_bytes_until(room(), w, detail::kForever) == detail::Poll::closed) {
-      base_.throw_closed();
-    }
+    const detail::Poll p = end_.visit([&](auto& core, auto& port) {
+      return detail::send_one(core, port, value, Wait::to(detail::kForever));
+    });
+    if (SLEET_UNLIKELY(p != detail::Poll::ready)) closed_error();
   }
   // False if the ring is full. Throws errc::closed, errc::too_large.
   [[nodiscard]] bool try_send(const T& value) {
-    auto w = writer(value);
-    const detail::Poll p = base_.try_send_bytes(room(), w);
+    const detail::Poll p = end_.visit(
+        [&](auto& core, auto& port) { return detail::send_one(core, port, value, Wait::no()); });
     if (SLEET_LIKELY(p == detail::Poll::ready)) return true;
-    if (p == detail::Poll::closed) base_.throw_closed();
-    base_.count_full();
+    if (p == detail::Poll::closed) closed_error();
+    end_.core().count_full();
     return false;
   }
   // False if the ring stayed full for `timeout`.
   [[nodiscard]] bool send_for(const T& value, std::chrono::nanoseconds timeout) {
-    auto w = writer(value);
-    const detail::Poll p = base_.send_bytes_until(room(), w, detail::deadline_after(timeout));
-    if (p == detail::Poll::closed) base_.throw_closed();
+    const auto wait = Wait::to(detail::deadline_after(timeout));
+    const detail::Poll p = end_.visit(
+        [&](auto& core, auto& port) { return detail::send_one(core, port, value, wait); });
+    if (p == detail::Poll::closed) closed_error();
     return p == detail::Poll::ready;
+  }
+
+  // Sends every message, blocking while the ring is full: one publication
+  // and at most one wake-up, unless it had to wait for space midway (then
+  // what it has is published first). Throws errc::closed (messages before
+  // the close are sent), errc::too_large (those before it are sent).
+  void send_batch(std::span<const T> values) {
+    bool closed = false;
+    const std::size_t n = end_.visit([&](auto& core, auto& port) {
+      return detail::send_many(core, port, values, Wait::to(detail::kForever), closed);
+    });
+    if (n != values.size()) closed_error();
+  }
+  // Sends what fits now, in order; returns how many (one publication).
+  // Throws errc::closed if the channel is closed before the first.
+  [[nodiscard]] std::size_t try_send_batch(std::span<const T> values) {
+    bool closed = false;
+    const std::size_t n = end_.visit([&](auto& core, auto& port) {
+      return detail::send_many(core, port, values, Wait::no(), closed);
+    });
+    if (closed) closed_error();
+    return n;
+  }
+
+  // A T in the ring to fill and commit() (loan.hpp); blocks while full.
+  Loan<T> loan()
+    requires std::is_trivially_copyable_v<T>
+  {
+    auto l = make_loan(Wait::to(detail::kForever));
+    if (!l) closed_error();
+    return std::move(*l);
+  }
+  [[nodiscard]] std::optional<Loan<T>> try_loan()
+    requires std::is_trivially_copyable_v<T>
+  {
+    return make_loan(Wait::no());
+  }
+  [[nodiscard]] std::optional<Loan<T>> loan_for(std::chrono::nanoseconds timeout)
+    requires std::is_trivially_copyable_v<T>
+  {
+    return make_loan(Wait::to(detail::deadline_after(timeout)));
   }
 
   // ---- active receiving ----
@@ -138,31 +193,43 @@ class Channel {
   // Blocks while the ring is empty. Throws errc::closed once closed and
   // drained, errc::decode_failed, errc::wrong_mode in passive mode.
   T receive() {
-    enter_active();
     T out{};
-    auto r = reader(out);
-    if (base_.receive_bytes_until(r, detail::kForever) == detail::Poll::closed) {
-      base_.throw_closed();
+    if (SLEET_UNLIKELY(receive_into(out, Wait::to(detail::kForever)) != detail::Poll::ready)) {
+      closed_error();
     }
     return out;
   }
   [[nodiscard]] std::optional<T> try_receive() {
-    enter_active();
     T out{};
-    auto r = reader(out);
-    const detail::Poll p = base_.try_receive_bytes(r);
-    if (SLEET_UNLIKELY(p == detail::Poll::closed)) base_.throw_closed();
+    const detail::Poll p = receive_into(out, Wait::no());
+    if (SLEET_UNLIKELY(p == detail::Poll::closed)) closed_error();
     if (p == detail::Poll::empty) return std::nullopt;
     return out;
   }
   [[nodiscard]] std::optional<T> receive_for(std::chrono::nanoseconds timeout) {
-    enter_active();
     T out{};
-    auto r = reader(out);
-    const detail::Poll p = base_.receive_bytes_until(r, detail::deadline_after(timeout));
-    if (p == detail::Poll::closed) base_.throw_closed();
+    const detail::Poll p = receive_into(out, Wait::to(detail::deadline_after(timeout)));
+    if (p == detail::Poll::closed) closed_error();
     if (p == detail::Poll::empty) return std::nullopt;
     return out;
+  }
+
+  // Calls fn(const T&) for up to `max` messages already queued, without
+  // blocking; returns how many. Their space is released (and a sleeping
+  // sender woken) once per call. Throws errc::closed if the channel is
+  // closed and drained, errc::decode_failed for a record that does not
+  // decode (the messages before it were handed to fn; it is consumed). An
+  // exception from fn passes on; the message it was given counts as taken.
+  template <class Fn>
+  std::size_t receive_batch(Fn&& fn, std::size_t max = std::numeric_limits<std::size_t>::max()) {
+    return receive_many(fn, max, Wait::no());
+  }
+  // The same, but first waits up to `timeout` for a message (0 if none came).
+  template <class Fn>
+  std::size_t receive_batch_for(Fn&& fn, std::size_t max, std::chrono::nanoseconds timeout) {
+    const Deadline d = detail::deadline_after(timeout);
+    // Wait::until even for a huge timeout: receive_many never takes tickets it may not use.
+    return receive_many(fn, max, Wait{Wait::until, d});
   }
 
   // Range-for: receives until the channel is closed and drained.
@@ -225,55 +292,65 @@ class Channel {
   // Marks the channel closed for every process and wakes all sleepers; in
   // passive mode, waits until the dispatcher has drained the channel.
   void close() noexcept {
-    base_.close();
+    end_.core().close();
     // acquire: as in dispatcher().
     if (auto* d = dispatcher_.load(std::memory_order_acquire)) d->join();
   }
-  bool closed() const noexcept { return base_.closed(); }
+  // Whether close() has begun (in any process): sends are refused from then
+  // on; receivers still drain what was sent before.
+  bool closed() const noexcept { return end_.core().closed(); }
 
-  std::string_view name() const noexcept { return base_.name(); }
-  Topology topology() const noexcept { return base_.topology(); }
-  std::size_t capacity() const noexcept { return base_.capacity(); }
-  std::size_t max_message_size() const noexcept { return base_.max_message_size(); }
-  std::size_t size_approx() const noexcept { return base_.size_approx(); }
-  ChannelStats stats() const noexcept { return base_.stats(); }
-  std::chrono::nanoseconds spin() const noexcept { return base_.spin(); }
+  std::string_view name() const noexcept { return end_.core().name(); }
+  Topology topology() const noexcept { return end_.core().topology(); }
+  std::size_t capacity() const noexcept { return end_.core().capacity(); }
+  std::size_t max_message_size() const noexcept { return end_.core().max_message_size(); }
+  std::size_t size_approx() const noexcept { return end_.core().size_approx(); }
+  ChannelStats stats() const noexcept { return end_.core().stats(); }
+  std::chrono::nanoseconds spin() const noexcept { return end_.core().spin(); }
   // Busy-wait budget of this object's blocking calls (the segment keeps the
   // default). Set it before on_receive() for the dispatcher to use it.
-  void set_spin(std::chrono::nanoseconds spin) noexcept { base_.set_spin(spin); }
+  void set_spin(std::chrono::nanoseconds spin) noexcept { end_.core().set_spin(spin); }
 
-  detail::ChannelBase& base() noexcept { return base_; }  // white-box tests, benchmarks
+  detail::ChannelEnd& base() noexcept { return end_; }  // white-box tests, benchmarks
 
  private:
   friend class Pipe<T>;
+  using Deadline = detail::Deadline;
   enum Mode : std::uint8_t { kNone, kActive, kPassive };
 
-  explicit Channel(detail::ChannelBase base) : base_(std::move(base)) {}
+  explicit Channel(detail::ChannelCore core) : end_(std::move(core)) {}
+  explicit Channel(detail::ChannelEnd end) : end_(std::move(end)) {}
 
-  std::uint32_t room() const noexcept {
-    return C::fixed_size ? static_cast<std::uint32_t>(C::fixed_size)
-                         : static_cast<std::uint32_t>(base_.max_message_size());
+  [[noreturn]] void closed_error() const { end_.core().throw_closed(); }
+
+  detail::Poll receive_into(T& out, Wait wait) {
+    enter_active();
+    return end_.visit(
+        [&](auto& core, auto& port) { return detail::receive_one(core, port, out, wait); });
   }
-  // Fixed-size codecs encode straight into the claimed space. Variable-size
-  // ones are measured first (into a per-thread buffer of max_message_size),
-  // so a value that is too large is refused before anything is claimed;
-  // the ring gets a plain copy.
-  auto writer(const T& value) const {
-    if constexpr (C::fixed_size != 0) {
-      return [&value](std::byte* dst, std::size_t space) { return C::encode(value, dst, space); };
-    } else {
-      const std::size_t room = base_.max_message_size();
-      std::byte* buf = detail::encode_buffer(room);
-      const std::size_t n = C::encode(value, buf, room);
-      if (SLEET_UNLIKELY(n > room)) base_.throw_too_large(n);
-      return [buf, n](std::byte* dst, std::size_t) {
-        std::memcpy(dst, buf, n);
-        return n;
-      };
-    }
+  template <class Fn>
+  std::size_t receive_many(Fn& fn, std::size_t max, Wait wait) {
+    enter_active();
+    std::size_t n = 0;
+    const detail::Poll p = end_.visit([&](auto& core, auto& port) {
+      return detail::receive_many<T>(core, port, fn, max, wait, n);
+    });
+    if (p == detail::Poll::closed) closed_error();
+    return n;
   }
-  static auto reader(T& out) {
-    return [&out](const std::byte* src, std::size_t size) { C::decode(src, size, out); };
+  std::optional<Loan<T>> make_loan(Wait wait) {
+    std::optional<Loan<T>> out;
+    const detail::Poll p = end_.visit([&](auto& core, auto& port) {
+      typename std::remove_reference_t<decltype(port)>::Claim c;
+      const detail::Poll q = wait.kind == Wait::none
+                                 ? port.try_loan(core, sizeof(T), c)
+                                 : port.loan_until(core, sizeof(T), c, wait.deadline);
+      if (q == detail::Poll::ready) out.emplace(Loan<T>(&end_, detail::AnyClaim(c), c.data()));
+      return q;
+    });
+    if (p == detail::Poll::closed) closed_error();
+    if (p == detail::Poll::empty && wait.kind == Wait::none) end_.core().count_full();
+    return out;
   }
   void enter_active() {
     // relaxed: the mode is this object's own state; the CAS only keeps two
@@ -282,14 +359,14 @@ class Channel {
     if (SLEET_LIKELY(m == kActive)) return;
     if (m == kNone && mode_.compare_exchange_strong(m, kActive, std::memory_order_relaxed)) return;
     if (m == kActive) return;
-    base_.throw_wrong_mode("receive() on a channel object in passive mode (on_receive)");
+    end_.core().throw_wrong_mode("receive() on a channel object in passive mode (on_receive)");
   }
   void enter_passive() {
     std::uint8_t m = mode_.load(std::memory_order_relaxed);  // relaxed: as in enter_active()
     if (m == kPassive) return;
     if (m == kNone && mode_.compare_exchange_strong(m, kPassive, std::memory_order_relaxed)) return;
     if (m == kPassive) return;
-    base_.throw_wrong_mode("on_receive() on a channel object that receives actively");
+    end_.core().throw_wrong_mode("on_receive() on a channel object that receives actively");
   }
   // Created once, under a process-wide lock, so two threads calling
   // on_receive() at once share one dispatcher.
@@ -299,13 +376,13 @@ class Channel {
     std::lock_guard<std::mutex> lock(detail::dispatcher_creation_mutex());
     auto* d = dispatcher_.load(std::memory_order_relaxed);  // relaxed: under the lock
     if (d == nullptr) {
-      d = new detail::Dispatcher<T>(base_.share());
+      d = new detail::Dispatcher<T>(end_.share());
       dispatcher_.store(d, std::memory_order_release);
     }
     return *d;
   }
 
-  detail::ChannelBase base_;
+  detail::ChannelEnd end_;
   std::atomic<std::uint8_t> mode_{kNone};
   std::atomic<detail::Dispatcher<T>*> dispatcher_{nullptr};  // owned
 };

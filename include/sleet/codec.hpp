@@ -4,6 +4,8 @@
 //
 //   static constexpr std::string_view name;         // part of the type fingerprint
 //   static constexpr std::size_t fixed_size;        // bytes of every encoding, or 0 if variable
+//   static std::size_t encoded_size(const T&);      // optional: the size encode() will
+//                                                   // write, known without encoding
 //   static std::size_t encode(const T&, std::byte* out, std::size_t capacity);
 //       // writes the encoding and returns its size; if it needs more than
 //       // `capacity` bytes it returns the size it needs and `out` is garbage
@@ -16,10 +18,13 @@
 // a `serialize` member or free function. Users may specialise Codec<T> for
 // their own wire format.
 //
-// The cereal codec encodes straight into the ring space the channel claimed
-// (a streambuf over that span, reused per thread), so the steady state of a
-// send allocates nothing. A value that does not fit is measured to its full
-// size so the error can say how large it was.
+// A codec with encoded_size() lets a channel claim exactly the space a value
+// needs and encode straight into it (channel_io.hpp): the raw codec, and the
+// cereal codec for std::string and vectors of numbers, have it. The cereal
+// codec for other types encodes into whatever span it is given (a streambuf
+// over that span, reused per thread), so the steady state of a send
+// allocates nothing; a value that does not fit is measured to its full size
+// so the error can say how large it was.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -61,6 +66,7 @@ struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
   static constexpr std::string_view name = "raw";
   static constexpr std::size_t fixed_size = sizeof(T);
 
+  static constexpr std::size_t encoded_size(const T&) noexcept { return sizeof(T); }
   static std::size_t encode(const T& v, std::byte* out, std::size_t capacity) noexcept {
     if (capacity >= sizeof(T)) std::memcpy(out, &v, sizeof(T));
     return sizeof(T);
@@ -204,6 +210,12 @@ struct Codec<T, std::enable_if_t<!std::is_trivially_copyable_v<T> &&
                                      T, detail::BoundedInputArchive>::value>> {
   static constexpr std::string_view name = "cereal-binary";
   static constexpr std::size_t fixed_size = 0;
+
+  static std::size_t encoded_size(const T& v) noexcept
+    requires detail::kFlatSequence<T>
+  {
+    return sizeof(std::uint64_t) + v.size() * sizeof(typename T::value_type);
+  }
 
   static std::size_t encode(const T& v, std::byte* out, std::size_t capacity) {
     if constexpr (detail::kFlatSequence<T>) {

@@ -5,19 +5,24 @@
 //   auto b = sleet::Pipe<Msg>::open("calc", sleet::End::b);
 //   a.send(request);  Msg reply = a.receive();
 //
-// One segment of kind `pipe` holds two spsc channels (channel_base.hpp):
+// One segment of kind `pipe` holds two spsc channels (channel_core.hpp):
 //
 //   +0           channel a->b   (config, SpscControl, array)
 //   +bytes(a->b) channel b->a
 //
 // An end sends on one and receives on the other, with the whole Channel
-// family: send/try_send/send_for, receive/try_receive/receive_for, range-for,
-// on_receive (passive mode), close. Each direction is spsc, so each end may
+// family: send/try_send/send_for, send_batch/try_send_batch, loans,
+// receive/try_receive/receive_for, receive_batch, range-for, on_receive
+// (passive mode), close. Each direction is spsc, so each end may
 // be used by one process at a time (a second one gets errc::busy).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <limits>
 #include <optional>
+#include <span>
+#include <type_traits>
 #include <string_view>
 #include <utility>
 
@@ -29,10 +34,10 @@ enum class End { a, b };
 
 namespace detail {
 // Creates the pipe segment; returns views of a->b and b->a.
-std::pair<ChannelBase, ChannelBase> create_pipe(std::string_view name,
+std::pair<ChannelCore, ChannelCore> create_pipe(std::string_view name,
                                                 const ChannelOptions& options,
                                                 const MessageType& type);
-std::pair<ChannelBase, ChannelBase> open_pipe(std::string_view name, const MessageType& type);
+std::pair<ChannelCore, ChannelCore> open_pipe(std::string_view name, const MessageType& type);
 }  // namespace detail
 
 template <class T>
@@ -44,8 +49,8 @@ class Pipe {
   // directions; the topology is always spsc.
   static std::pair<Pipe, Pipe> create(std::string_view name, const ChannelOptions& options = {}) {
     auto [ab, ba] = detail::create_pipe(name, options, Channel<T>::type());
-    detail::ChannelBase ab2 = ab.share();
-    detail::ChannelBase ba2 = ba.share();
+    detail::ChannelCore ab2 = ab.share();
+    detail::ChannelCore ba2 = ba.share();
     return {Pipe(End::a, std::move(ab), std::move(ba)), Pipe(End::b, std::move(ba2), std::move(ab2))};
   }
   // Attaches one end of an existing pipe.
@@ -54,16 +59,42 @@ class Pipe {
     return end == End::a ? Pipe(End::a, std::move(ab), std::move(ba))
                          : Pipe(End::b, std::move(ba), std::move(ab));
   }
-  static bool remove(std::string_view name) { return detail::ChannelBase::remove(name); }
+  static bool remove(std::string_view name) { return detail::ChannelCore::remove(name); }
 
   void send(const T& v) { tx_.send(v); }
   [[nodiscard]] bool try_send(const T& v) { return tx_.try_send(v); }
   [[nodiscard]] bool send_for(const T& v, std::chrono::nanoseconds t) { return tx_.send_for(v, t); }
 
+  void send_batch(std::span<const T> v) { tx_.send_batch(v); }
+  [[nodiscard]] std::size_t try_send_batch(std::span<const T> v) { return tx_.try_send_batch(v); }
+  Loan<T> loan()
+    requires std::is_trivially_copyable_v<T>
+  {
+    return tx_.loan();
+  }
+  [[nodiscard]] std::optional<Loan<T>> try_loan()
+    requires std::is_trivially_copyable_v<T>
+  {
+    return tx_.try_loan();
+  }
+  [[nodiscard]] std::optional<Loan<T>> loan_for(std::chrono::nanoseconds t)
+    requires std::is_trivially_copyable_v<T>
+  {
+    return tx_.loan_for(t);
+  }
+
   T receive() { return rx_.receive(); }
   [[nodiscard]] std::optional<T> try_receive() { return rx_.try_receive(); }
   [[nodiscard]] std::optional<T> receive_for(std::chrono::nanoseconds t) {
     return rx_.receive_for(t);
+  }
+  template <class Fn>
+  std::size_t receive_batch(Fn&& fn, std::size_t max = std::numeric_limits<std::size_t>::max()) {
+    return rx_.receive_batch(std::forward<Fn>(fn), max);
+  }
+  template <class Fn>
+  std::size_t receive_batch_for(Fn&& fn, std::size_t max, std::chrono::nanoseconds t) {
+    return rx_.receive_batch_for(std::forward<Fn>(fn), max, t);
   }
   auto begin() { return rx_.begin(); }
   std::default_sentinel_t end() const noexcept { return {}; }
@@ -92,7 +123,7 @@ class Pipe {
   }
 
  private:
-  Pipe(End end, detail::ChannelBase tx, detail::ChannelBase rx)
+  Pipe(End end, detail::ChannelCore tx, detail::ChannelCore rx)
       : end_(end), tx_(std::move(tx)), rx_(std::move(rx)) {}
 
   End end_ = End::a;

@@ -370,7 +370,7 @@ TEST_CASE("codec: too_large is reported even when the ring is full", "[codec][!m
 namespace {
 
 // Writes `bytes` as one raw record into the channel's ring (white-box).
-bool write_raw(sleet::detail::ChannelBase& base, const std::string& bytes) {
+bool write_raw(sleet::detail::ChannelEnd& base, const std::string& bytes) {
   return base.topology() == Topology::spsc
              ? base.spsc_ring().try_write(bytes.data(), static_cast<std::uint32_t>(bytes.size()))
              : base.mpmc_ring().try_write(bytes.data(), static_cast<std::uint32_t>(bytes.size()));

@@ -92,7 +92,7 @@ TEST_CASE("mpmc ring: full and empty are exact", "[mpmc][full]") {
   for (int lap = 0; lap < 3; ++lap) {
     for (std::uint64_t i = 0; i < slots; ++i) REQUIRE(write_u64(r, lap * 1000 + i));
     CHECK_FALSE(write_u64(r, 999999));  // exactly `slots` fit
-    CHECK_FALSE(r.try_claim());
+    CHECK_FALSE(r.claim());
     CHECK(r.size_approx() == slots);
     // One out, one in.
     CHECK(read_u64(r) == std::optional<std::uint64_t>(lap * 1000));
@@ -102,7 +102,7 @@ TEST_CASE("mpmc ring: full and empty are exact", "[mpmc][full]") {
       CHECK(read_u64(r) == std::optional<std::uint64_t>(lap * 1000 + i));
     }
     CHECK_FALSE(read_u64(r));
-    CHECK_FALSE(r.try_take());
+    CHECK_FALSE(r.peek());
     CHECK(r.size_approx() == 0);
   }
 }
@@ -110,7 +110,7 @@ TEST_CASE("mpmc ring: full and empty are exact", "[mpmc][full]") {
 // Vyukov's queue needs at least two slots: with one, "holds the message of
 // ticket t" (seq == t + 1) and "free for ticket t + 1" (seq == t + 1) are the
 // same state, so a second write would overwrite an unread message and the
-// next try_take() would spin forever. slot_count() must never return 1.
+// next peek() would spin forever. slot_count() must never return 1.
 TEST_CASE("mpmc ring: capacity 1 still gets a working ring", "[mpmc][full]") {
   CHECK(MpmcRing::slot_count(0) >= 2);
   CHECK(MpmcRing::slot_count(1) >= 2);
@@ -153,7 +153,7 @@ TEST_CASE("mpmc ring: slots wrap every lap; tickets run up to the 63-bit limit",
   for (int i = 0; i < 3; ++i) REQUIRE(write_u64(r, in++));
   CHECK(rb.control().enqueue_pos.load() == kLimit);
   // At the limit a claim fails as closed, never by wrapping into old tickets.
-  const auto cl = r.try_claim();
+  const auto cl = r.claim();
   CHECK_FALSE(cl);
   CHECK(cl.closed);
   for (int i = 0; i < 3; ++i) CHECK(read_u64(r) == std::optional<std::uint64_t>(out++));
@@ -167,11 +167,11 @@ TEST_CASE("mpmc ring: close_tickets stops producers; consumers drain up to the f
   auto& r = rb.ring;
   REQUIRE(write_u64(r, 1));
   REQUIRE(write_u64(r, 2));
-  auto pending = r.try_claim();  // claimed before close, committed after
+  auto pending = r.claim();  // claimed before close, committed after
   REQUIRE(pending);
   CHECK(r.close_tickets() == 1003);
   CHECK(r.close_tickets() == 1003);  // idempotent
-  const auto refused = r.try_claim();
+  const auto refused = r.claim();
   CHECK_FALSE(refused);
   CHECK(refused.closed);
   CHECK_FALSE(write_u64(r, 4));
@@ -185,6 +185,7 @@ TEST_CASE("mpmc ring: close_tickets stops producers; consumers drain up to the f
   const std::uint64_t three = 3;
   std::memcpy(pending.data(), &three, 8);
   r.commit(pending, 8);
+    r.publish();
   CHECK(read_u64(r) == std::optional<std::uint64_t>(3));
   CHECK(r.drained());
   CHECK_FALSE(read_u64(r));
@@ -194,7 +195,7 @@ TEST_CASE("mpmc ring: a full ring is not a closed one", "[mpmc][close]") {
   RingBuffer rb(2, 8);
   REQUIRE(write_u64(rb.ring, 1));
   REQUIRE(write_u64(rb.ring, 2));
-  const auto cl = rb.ring.try_claim();
+  const auto cl = rb.ring.claim();
   CHECK_FALSE(cl);
   CHECK_FALSE(cl.closed);
 }
@@ -202,9 +203,9 @@ TEST_CASE("mpmc ring: a full ring is not a closed one", "[mpmc][close]") {
 TEST_CASE("mpmc ring: consumers skip kSkip slots", "[mpmc][skip]") {
   RingBuffer rb(8, 8);
   auto& r = rb.ring;
-  auto a = r.try_claim();
-  auto b = r.try_claim();
-  auto c = r.try_claim();
+  auto a = r.claim();
+  auto b = r.claim();
+  auto c = r.claim();
   REQUIRE(a);
   REQUIRE(b);
   REQUIRE(c);
@@ -215,25 +216,30 @@ TEST_CASE("mpmc ring: consumers skip kSkip slots", "[mpmc][skip]") {
   std::memcpy(a.data(), &va, 8);
   std::memcpy(c.data(), &vc, 8);
   r.commit(a, 8);
+    r.publish();
   r.commit(b, MpmcRing::kSkip);
+    r.publish();
   r.commit(c, 8);
+    r.publish();
   CHECK(read_u64(r) == std::optional<std::uint64_t>(11));
   CHECK(read_u64(r) == std::optional<std::uint64_t>(33));  // b skipped
   CHECK_FALSE(read_u64(r));
   CHECK(rb.control().dequeue_pos.load() == 3);
 
   // A skipped slot as the last one published: the consumer frees it and reports empty.
-  auto d = r.try_claim();
+  auto d = r.claim();
   REQUIRE(d);
   r.commit(d, MpmcRing::kSkip);
-  CHECK_FALSE(r.try_take());
+    r.publish();
+  CHECK_FALSE(r.peek());
   CHECK(rb.control().dequeue_pos.load() == 4);
 
   // Several skips in a row, and every skipped slot is free again for producers.
   for (int i = 0; i < 5; ++i) {
-    auto s = r.try_claim();
+    auto s = r.claim();
     REQUIRE(s);
     r.commit(s, MpmcRing::kSkip);
+    r.publish();
   }
   REQUIRE(write_u64(r, 77));
   CHECK(read_u64(r) == std::optional<std::uint64_t>(77));
@@ -245,18 +251,19 @@ TEST_CASE("mpmc ring: consumers skip kSkip slots", "[mpmc][skip]") {
 TEST_CASE("mpmc ring: an uncommitted claim holds back the ones behind it", "[mpmc]") {
   RingBuffer rb(4, 8);
   auto& r = rb.ring;
-  auto first = r.try_claim();
+  auto first = r.claim();
   REQUIRE(first);
   REQUIRE(write_u64(r, 2));  // ticket 1, committed
-  CHECK_FALSE(r.try_take());  // ticket 0 is not ready: consumers keep order
+  CHECK_FALSE(r.peek());  // ticket 0 is not ready: consumers keep order
   const std::uint64_t one = 1;
   std::memcpy(first.data(), &one, 8);
   r.commit(first, 8);
+    r.publish();
   CHECK(read_u64(r) == std::optional<std::uint64_t>(1));
   CHECK(read_u64(r) == std::optional<std::uint64_t>(2));
 }
 
-TEST_CASE("mpmc ring: stage/publish and unstage/release", "[mpmc][batch]") {
+TEST_CASE("mpmc ring: commit/publish and consume/release", "[mpmc][batch]") {
   RingBuffer rb(4, 8);
   auto& r = rb.ring;
   auto& ec_data = rb.control().common.data_ec;
@@ -267,19 +274,19 @@ TEST_CASE("mpmc ring: stage/publish and unstage/release", "[mpmc][batch]") {
 
   std::vector<MpmcRing::Claim> claims;
   for (std::uint64_t i = 0; i < 4; ++i) {
-    auto cl = r.try_claim();
+    auto cl = r.claim();
     REQUIRE(cl);
     std::memcpy(cl.data(), &i, 8);
-    r.stage(cl, 8);
+    r.commit(cl, 8);
   }
-  CHECK(ec_data.wakes.load() == 0);  // stage() publishes the slot but wakes nobody
+  CHECK(ec_data.wakes.load() == 0);  // commit() publishes the slot but wakes nobody
   r.publish();
   CHECK(ec_data.wakes.load() == 1);  // one wake for the batch
 
   MpmcRing consumer = rb.view();
   std::vector<MpmcRing::Take> takes;
   for (std::uint64_t i = 0; i < 4; ++i) {
-    auto t = consumer.try_take();
+    auto t = consumer.peek();
     REQUIRE(t);
     std::uint64_t v = 0;
     std::memcpy(&v, t.data(), 8);
@@ -287,12 +294,13 @@ TEST_CASE("mpmc ring: stage/publish and unstage/release", "[mpmc][batch]") {
     CHECK(t.size() == 8);
     takes.push_back(t);
   }
-  CHECK_FALSE(r.try_claim());  // taken but not unstaged: still occupied
-  for (auto& t : takes) consumer.unstage(t);
+  CHECK_FALSE(r.claim());  // taken but not consumed: still occupied
+  for (auto& t : takes) consumer.consume(t);
   CHECK(ec_space.wakes.load() == 0);
-  auto again = r.try_claim();  // unstaged slots are free at once
+  auto again = r.claim();  // consumed slots are free at once
   CHECK(again);
   r.commit(again, 0);
+    r.publish();
   consumer.release();
   CHECK(ec_space.wakes.load() == 1);
   CHECK(ec_data.wakes.load() == 2);

@@ -126,7 +126,7 @@ class StderrCapture {
   int saved_ = -1;
 };
 
-bool write_raw(sleet::detail::ChannelBase& base, const std::string& bytes) {
+bool write_raw(sleet::detail::ChannelEnd& base, const std::string& bytes) {
   return base.topology() == Topology::spsc
              ? base.spsc_ring().try_write(bytes.data(), static_cast<std::uint32_t>(bytes.size()))
              : base.mpmc_ring().try_write(bytes.data(), static_cast<std::uint32_t>(bytes.size()));

@@ -79,19 +79,21 @@ bool matches(const std::byte* p, std::uint32_t size, std::uint64_t seq) {
 
 // Writes one record of `payload` bytes (tagged with seq); REQUIREs room.
 void put(RingBuffer& rb, std::uint32_t payload, std::uint64_t seq) {
-  std::byte* p = rb.producer.try_claim(payload);
+  std::byte* p = rb.producer.claim(payload);
   REQUIRE(p != nullptr);
   fill(p, payload, seq);
   rb.producer.commit(payload);
+    rb.producer.publish();
 }
 
 // Reads one record; REQUIREs it to be `payload` bytes tagged with seq.
 void take(RingBuffer& rb, std::uint32_t payload, std::uint64_t seq) {
   SpscRing::Record r{};
-  REQUIRE(rb.consumer.try_peek(r));
-  CHECK(r.size == payload);
-  CHECK(matches(r.data, r.size, seq));
+  REQUIRE(rb.consumer.peek(r));
+  CHECK(r.size() == payload);
+  CHECK(matches(r.data(), r.size(), seq));
   rb.consumer.consume(r);
+    rb.consumer.release();
 }
 
 }  // namespace
@@ -124,7 +126,7 @@ TEST_CASE("spsc ring: record and array sizes", "[spsc]") {
 TEST_CASE("spsc ring: round trip and size_approx", "[spsc]") {
   RingBuffer rb(256, 64);
   SpscRing::Record r{};
-  CHECK_FALSE(rb.consumer.try_peek(r));
+  CHECK_FALSE(rb.consumer.peek(r));
   CHECK(rb.producer.size_approx() == 0);
 
   const char msg[] = "hello, ring";
@@ -167,18 +169,18 @@ TEST_CASE("spsc ring: padding record at the wrap", "[spsc][wrap]") {
   REQUIRE(rb.shared_head() == 200);
 
   SECTION("a record that does not fit goes to offset 0 behind a pad") {
-    std::byte* p = rb.producer.try_claim(64);  // needs 72 > 56
+    std::byte* p = rb.producer.claim(64);  // needs 72 > 56
     REQUIRE(p != nullptr);
     CHECK(p == rb.data() + SpscRing::kHeader);  // payload of the record at offset 0
     // The old record at 0 is unpublished at once; the pad is held back until publish.
     CHECK(rb.header_at(0) == std::make_pair(0u, 0u));
     CHECK(rb.header_at(200) == std::make_pair(0u, 0u));
     SpscRing::Record r{};
-    CHECK_FALSE(rb.consumer.try_peek(r));
+    CHECK_FALSE(rb.consumer.peek(r));
     fill(p, 64, 99);
-    rb.producer.stage(64);
-    CHECK(rb.header_at(200) == std::make_pair(0u, 0u));  // staged, not published
-    CHECK_FALSE(rb.consumer.try_peek(r));
+    rb.producer.commit(64);
+    CHECK(rb.header_at(200) == std::make_pair(0u, 0u));  // committed, not published
+    CHECK_FALSE(rb.consumer.peek(r));
     rb.producer.publish();
     // The pad covers the 56 bytes to the end: length 48, flag kPad.
     CHECK(rb.header_at(200) == std::make_pair(48u, SpscRing::kPad));
@@ -186,13 +188,14 @@ TEST_CASE("spsc ring: padding record at the wrap", "[spsc][wrap]") {
     CHECK(rb.header_at(72) == std::make_pair(0u, 0u));
     CHECK(rb.shared_tail() == 200 + 56 + 72);
     // The consumer skips the pad and lands on the record.
-    REQUIRE(rb.consumer.try_peek(r));
-    CHECK(r.data == rb.data() + SpscRing::kHeader);
-    CHECK(r.size == 64);
-    CHECK(matches(r.data, 64, 99));
+    REQUIRE(rb.consumer.peek(r));
+    CHECK(r.data() == rb.data() + SpscRing::kHeader);
+    CHECK(r.size() == 64);
+    CHECK(matches(r.data(), 64, 99));
     rb.consumer.consume(r);
+    rb.consumer.release();
     CHECK(rb.shared_head() == rb.shared_tail());
-    CHECK_FALSE(rb.consumer.try_peek(r));
+    CHECK_FALSE(rb.consumer.peek(r));
   }
   SECTION("a record that fits exactly needs no pad") {
     put(rb, 48, 7);  // 56 bytes: ends exactly at 256
@@ -231,26 +234,27 @@ TEST_CASE("spsc ring: full detection counts the padding and the next header", "[
   for (int i = 0; i < 5; ++i) put(rb, 32, i);  // tail at 200
   take(rb, 32, 0);                              // head at 40: 96 bytes free
   // 72 + 8 bytes would fit in 96, but not after the 56-byte pad.
-  CHECK(rb.producer.try_claim(64) == nullptr);
-  CHECK(rb.producer.try_claim(48) != nullptr);  // 56 + 8 fit without a pad (abandoned)
+  CHECK(rb.producer.claim(64) == nullptr);
+  CHECK(rb.producer.claim(48) != nullptr);  // 56 + 8 fit without a pad (abandoned)
   take(rb, 32, 1);                              // head at 80: 136 free = 56 + 72 + 8
-  std::byte* p = rb.producer.try_claim(64);
+  std::byte* p = rb.producer.claim(64);
   REQUIRE(p != nullptr);
   CHECK(p == rb.data() + SpscRing::kHeader);
   fill(p, 64, 5);
   rb.producer.commit(64);
+    rb.producer.publish();
   // 200 + 56 + 72 - 80 = 248 used: the last 8 bytes are the zero header word.
-  CHECK(rb.producer.try_claim(0) == nullptr);
+  CHECK(rb.producer.claim(0) == nullptr);
   take(rb, 32, 2);  // head at 120: 48 free, tail at offset 72
-  CHECK(rb.producer.try_claim(33) == nullptr);  // 48 + 8 > 48
+  CHECK(rb.producer.claim(33) == nullptr);  // 48 + 8 > 48
   put(rb, 32, 6);                               // 40 + 8 == 48: fits exactly
-  CHECK(rb.producer.try_claim(0) == nullptr);
+  CHECK(rb.producer.claim(0) == nullptr);
   take(rb, 32, 3);
   take(rb, 32, 4);
   take(rb, 64, 5);
   take(rb, 32, 6);
   SpscRing::Record r{};
-  CHECK_FALSE(rb.consumer.try_peek(r));
+  CHECK_FALSE(rb.consumer.peek(r));
   CHECK(rb.shared_head() == rb.shared_tail());
 }
 
@@ -268,7 +272,7 @@ TEST_CASE("spsc ring: a maximum record fits an empty ring at every position", "[
   }
 }
 
-TEST_CASE("spsc ring: try_claim returns nullptr exactly when there is no room", "[spsc][full]") {
+TEST_CASE("spsc ring: claim returns nullptr exactly when there is no room", "[spsc][full]") {
   // A model of the byte counters decides whether each claim must fit.
   constexpr std::uint64_t kBytes = 512, kMax = 100;
   const std::uint64_t start = GENERATE(std::uint64_t{0}, std::uint64_t{0} - 1000,
@@ -291,7 +295,7 @@ TEST_CASE("spsc ring: try_claim returns nullptr exactly when there is no room", 
       const std::uint64_t to_end = kBytes - (tail % kBytes);
       const std::uint64_t span = need <= to_end ? need : to_end + need;
       const bool fits = tail + span + SpscRing::kHeader - head <= kBytes;
-      std::byte* p = rb.producer.try_claim(size);
+      std::byte* p = rb.producer.claim(size);
       CAPTURE(step, size, tail - head, span);
       REQUIRE((p != nullptr) == fits);
       if (!fits) {
@@ -304,6 +308,7 @@ TEST_CASE("spsc ring: try_claim returns nullptr exactly when there is no room", 
       REQUIRE(p == rb.data() + at + SpscRing::kHeader);
       fill(p, size, seq);
       rb.producer.commit(size);
+    rb.producer.publish();
       queued.push_back({seq++, size, span});
       tail += span;
       REQUIRE(rb.shared_tail() == tail);
@@ -332,10 +337,11 @@ TEST_CASE("spsc ring: 64-bit counters wrap around", "[spsc][wrap]") {
     // Fill until full, with sizes that vary per record.
     for (;;) {
       const auto size = static_cast<std::uint32_t>((seq_in * 13) % 65);
-      std::byte* p = rb.producer.try_claim(size);
+      std::byte* p = rb.producer.claim(size);
       if (p == nullptr) break;
       fill(p, size, seq_in);
       rb.producer.commit(size);
+    rb.producer.publish();
       ++seq_in;
     }
     const std::uint64_t used = rb.shared_tail() - rb.shared_head();  // modular
@@ -344,10 +350,11 @@ TEST_CASE("spsc ring: 64-bit counters wrap around", "[spsc][wrap]") {
     CHECK(used > 256 - 2 * SpscRing::record_size(64) - SpscRing::kHeader);
     // Drain.
     SpscRing::Record r{};
-    while (rb.consumer.try_peek(r)) {
-      CHECK(r.size == (seq_out * 13) % 65);
-      CHECK(matches(r.data, r.size, seq_out));
+    while (rb.consumer.peek(r)) {
+      CHECK(r.size() == (seq_out * 13) % 65);
+      CHECK(matches(r.data(), r.size(), seq_out));
       rb.consumer.consume(r);
+    rb.consumer.release();
       ++seq_out;
     }
     CHECK(seq_out == seq_in);
@@ -359,20 +366,20 @@ TEST_CASE("spsc ring: 64-bit counters wrap around", "[spsc][wrap]") {
   CHECK(seq_in > 1000);
 }
 
-TEST_CASE("spsc ring: batches of stage() then publish(), advance() then release()", "[spsc][batch]") {
+TEST_CASE("spsc ring: batches of commit() then publish(), consume() then release()", "[spsc][batch]") {
   RingBuffer rb(256, 32);  // 40-byte records of 32 bytes: six fit (240 + 8)
   SpscRing::Record r{};
 
-  // Three staged records stay invisible until one publish().
+  // Three committed records stay invisible until one publish().
   for (std::uint64_t i = 0; i < 3; ++i) {
-    std::byte* p = rb.producer.try_claim(32);
+    std::byte* p = rb.producer.claim(32);
     REQUIRE(p != nullptr);
     fill(p, 32, i);
-    rb.producer.stage(32);
+    rb.producer.commit(32);
   }
   CHECK(rb.shared_tail() == 0);
   CHECK(rb.control().sent.load() == 0);
-  CHECK_FALSE(rb.consumer.try_peek(r));
+  CHECK_FALSE(rb.consumer.peek(r));
   rb.producer.publish();
   CHECK(rb.shared_tail() == 120);
   CHECK(rb.control().sent.load() == 3);
@@ -380,24 +387,24 @@ TEST_CASE("spsc ring: batches of stage() then publish(), advance() then release(
 
   // Three more: the ring holds six.
   for (std::uint64_t i = 3; i < 6; ++i) {
-    std::byte* p = rb.producer.try_claim(32);
+    std::byte* p = rb.producer.claim(32);
     REQUIRE(p != nullptr);
     fill(p, 32, i);
-    rb.producer.stage(32);
+    rb.producer.commit(32);
   }
   rb.producer.publish();
-  CHECK(rb.producer.try_claim(32) == nullptr);
+  CHECK(rb.producer.claim(32) == nullptr);
 
   // Advancing over three records does not free their space until release().
   for (std::uint64_t i = 0; i < 3; ++i) {
-    REQUIRE(rb.consumer.try_peek(r));
-    CHECK(matches(r.data, r.size, i));
-    rb.consumer.advance(r);
+    REQUIRE(rb.consumer.peek(r));
+    CHECK(matches(r.data(), r.size(), i));
+    rb.consumer.consume(r);
   }
   CHECK(rb.shared_head() == 0);
   CHECK(rb.control().received.load() == 0);
   CHECK(rb.producer.size_approx() == 6);
-  CHECK(rb.producer.try_claim(32) == nullptr);
+  CHECK(rb.producer.claim(32) == nullptr);
   rb.consumer.release();
   CHECK(rb.shared_head() == 120);
   CHECK(rb.control().received.load() == 3);
@@ -405,9 +412,9 @@ TEST_CASE("spsc ring: batches of stage() then publish(), advance() then release(
   // Now 136 bytes are free: a 16-byte pad, 40 + 40, and the header word.
   put(rb, 32, 6);
   put(rb, 32, 7);
-  CHECK(rb.producer.try_claim(32) == nullptr);
+  CHECK(rb.producer.claim(32) == nullptr);
   for (std::uint64_t i = 3; i < 8; ++i) take(rb, 32, i);
-  CHECK_FALSE(rb.consumer.try_peek(r));
+  CHECK_FALSE(rb.consumer.peek(r));
 }
 
 TEST_CASE("spsc ring: random sizes 0..max with checksums through many laps", "[spsc][laps]") {
@@ -424,10 +431,10 @@ TEST_CASE("spsc ring: random sizes 0..max with checksums through many laps", "[s
     int staged = 0;
     for (int i = 0; i < batch; ++i) {
       const auto size = static_cast<std::uint32_t>(rng() % (kMax + 1));
-      std::byte* p = rb.producer.try_claim(size);
+      std::byte* p = rb.producer.claim(size);
       if (p == nullptr) break;
       fill(p, size, seq);
-      rb.producer.stage(size);
+      rb.producer.commit(size);
       expect.emplace_back(seq++, size);
       ++staged;
     }
@@ -436,12 +443,12 @@ TEST_CASE("spsc ring: random sizes 0..max with checksums through many laps", "[s
     const int reads = static_cast<int>(rng() % 6);
     int advanced = 0;
     SpscRing::Record r{};
-    for (int i = 0; i < reads && rb.consumer.try_peek(r); ++i) {
+    for (int i = 0; i < reads && rb.consumer.peek(r); ++i) {
       REQUIRE_FALSE(expect.empty());
-      REQUIRE(r.size == expect.front().second);
-      REQUIRE(matches(r.data, r.size, expect.front().first));
+      REQUIRE(r.size() == expect.front().second);
+      REQUIRE(matches(r.data(), r.size(), expect.front().first));
       expect.pop_front();
-      rb.consumer.advance(r);
+      rb.consumer.consume(r);
       ++advanced;
       ++read;
     }
@@ -462,7 +469,7 @@ TEST_CASE("spsc ring: a producer and a consumer thread, checksummed", "[spsc][th
   std::thread producer([&] {
     for (std::uint64_t seq = 0; seq < kCount && !stop.load(std::memory_order_relaxed);) {
       const auto size = static_cast<std::uint32_t>(mix(seq) % (kMax + 1));
-      std::byte* p = rb.producer.try_claim(size);
+      std::byte* p = rb.producer.claim(size);
       if (p == nullptr) {
         if (std::chrono::steady_clock::now() > give_up) return;
         std::this_thread::yield();
@@ -470,6 +477,7 @@ TEST_CASE("spsc ring: a producer and a consumer thread, checksummed", "[spsc][th
       }
       fill(p, size, seq);
       rb.producer.commit(size);
+    rb.producer.publish();
       ++seq;
     }
   });
@@ -477,13 +485,14 @@ TEST_CASE("spsc ring: a producer and a consumer thread, checksummed", "[spsc][th
   bool ok = true;
   while (got < kCount && ok) {
     SpscRing::Record r{};
-    if (!rb.consumer.try_peek(r)) {
+    if (!rb.consumer.peek(r)) {
       if (std::chrono::steady_clock::now() > give_up) break;
       std::this_thread::yield();
       continue;
     }
-    ok = r.size == mix(got) % (kMax + 1) && matches(r.data, r.size, got);
+    ok = r.size() == mix(got) % (kMax + 1) && matches(r.data(), r.size(), got);
     rb.consumer.consume(r);
+    rb.consumer.release();
     ++got;
   }
   stop.store(true);
@@ -518,26 +527,28 @@ TEST_CASE("spsc ring: a new producer continues after the last published record",
       take(rb, 16, i);
     }
     REQUIRE((rb.shared_tail() & 255) == 240);  // 16 bytes to the end
-    // A 24-byte record wraps: the claim writes nothing visible and is never staged.
-    REQUIRE(rb.producer.try_claim(16) == rb.data() + SpscRing::kHeader);
+    // A 24-byte record wraps: the claim writes nothing visible and is never committed.
+    REQUIRE(rb.producer.claim(16) == rb.data() + SpscRing::kHeader);
   }
   SpscRing next(rb.data() - SpscRing::control_size());
   next.attach_producer();
-  std::byte* p = next.try_claim(16);
+  std::byte* p = next.claim(16);
   REQUIRE(p != nullptr);
   fill(p, 16, 200);
   next.commit(16);
+    next.publish();
   // Everything still queued comes out in order, then the new record.
   std::vector<std::uint64_t> seen;
   SpscRing::Record r{};
-  while (rb.consumer.try_peek(r)) {
+  while (rb.consumer.peek(r)) {
     std::uint64_t seq = 0;
     for (std::uint64_t cand : {0, 1, 2, 100, 200}) {
-      if (matches(r.data, r.size, cand)) seq = cand + 1;
+      if (matches(r.data(), r.size(), cand)) seq = cand + 1;
     }
     REQUIRE(seq != 0);
     seen.push_back(seq - 1);
     rb.consumer.consume(r);
+    rb.consumer.release();
   }
   REQUIRE_FALSE(seen.empty());
   CHECK(seen.back() == 200);

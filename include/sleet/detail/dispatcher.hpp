@@ -1,9 +1,11 @@
 // sleet/detail/dispatcher.hpp — the thread behind a channel's passive mode.
 //
 // The first on_receive() of a Channel object starts one Dispatcher. It
-// receives on its own view of the channel (ChannelBase::share(), so it holds
+// receives on its own view of the channel (ChannelEnd::share(), so it holds
 // the spsc receiver role by itself) and offers every message to each
-// registered handler whose filter accepts it, in registration order.
+// registered handler whose filter accepts it, in registration order. It
+// drains in batches (receive_many(), up to kDispatchBatch messages per
+// release of their space).
 //
 // Invariants
 // - Handlers may be added while the thread runs: the list is copied on
@@ -36,7 +38,7 @@
 #include <vector>
 
 #include "sleet/codec.hpp"
-#include "sleet/detail/channel_base.hpp"
+#include "sleet/detail/channel_io.hpp"
 
 namespace sleet {
 
@@ -61,7 +63,11 @@ class Dispatcher {
   using Handler = std::function<void(const T&)>;
   using Filter = std::function<bool(const T&)>;
 
-  explicit Dispatcher(ChannelBase base) : base_(std::move(base)) {}
+  // Messages taken per batch: enough to amortise the release and the
+  // wake-up, few enough that the sender gets its space back soon.
+  static constexpr std::size_t kDispatchBatch = 64;
+
+  explicit Dispatcher(ChannelEnd end) : base_(std::move(end)) {}
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
   ~Dispatcher() { stop(); }
@@ -69,7 +75,7 @@ class Dispatcher {
   // Takes the receiving role first (spsc), so errc::busy reaches the
   // caller instead of the thread.
   void add(Handler handler, Filter filter) {
-    base_.take_receiver_role();
+    base_.visit([](auto& core, auto& port) { port.take_receiver_role(core); });
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto next = std::make_shared<Entries>(*entries_);
@@ -91,7 +97,7 @@ class Dispatcher {
   void stop() noexcept {
     // release: pairs with the acquire in the thread's stop check.
     stop_.store(true, std::memory_order_release);
-    base_.wake_receivers();
+    base_.core().wake_receivers();
     join();
   }
   // Waits until the thread has drained a closed channel. In the child of a
@@ -124,8 +130,6 @@ class Dispatcher {
     std::shared_ptr<const Entries> entries;
     ErrorHandler on_error;
     std::uint64_t seen_version = ~std::uint64_t{0};
-    T value{};
-    auto read = [&value](const std::byte* p, std::size_t n) { Codec<T>::decode(p, n, value); };
     // acquire: pairs with the release in stop().
     auto stopping = [this] { return stop_.load(std::memory_order_acquire); };
     auto refresh = [&] {
@@ -137,18 +141,10 @@ class Dispatcher {
       on_error = error_;
       seen_version = v;
     };
-    while (!stopping()) {
-      refresh();
-      Poll p;
-      try {
-        p = base_.receive_bytes_until(read, kForever, stopping);
-      } catch (...) {
-        refresh();  // an on_error set just before this message applies to it
-        report(on_error, std::current_exception());
-        continue;
-      }
-      if (p != Poll::ready) break;  // closed and drained, or stopping
-      refresh();
+    std::uint64_t accepted_count = 0;
+    std::uint64_t unhandled_count = 0;
+    auto offer = [&](const T& value) {
+      refresh();  // one acquire load unless handlers changed
       bool accepted = false;
       for (const Entry& e : *entries) {
         try {
@@ -159,12 +155,28 @@ class Dispatcher {
           report(on_error, std::current_exception());
         }
       }
-      // relaxed (both): statistics.
-      if (accepted) {
-        dispatched_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        unhandled_.fetch_add(1, std::memory_order_relaxed);
+      ++(accepted ? accepted_count : unhandled_count);
+    };
+    // A Wait::until with no deadline: sleeps as long as needed, but polls
+    // stop() and never takes a ticket it might not use.
+    const Wait wait{Wait::until, kForever};
+    while (!stopping()) {
+      refresh();
+      Poll p;
+      std::size_t n = 0;
+      try {
+        p = base_.visit([&](auto& core, auto& port) {
+          return receive_many<T>(core, port, offer, kDispatchBatch, wait, n, stopping);
+        });
+      } catch (...) {
+        refresh();  // an on_error set just before this message applies to it
+        report(on_error, std::current_exception());
+        p = Poll::ready;
       }
+      // relaxed (both): statistics, published once per batch.
+      if (accepted_count != 0) dispatched_.fetch_add(std::exchange(accepted_count, 0), std::memory_order_relaxed);
+      if (unhandled_count != 0) unhandled_.fetch_add(std::exchange(unhandled_count, 0), std::memory_order_relaxed);
+      if (p != Poll::ready) break;  // closed and drained, or stopping
     }
   }
 
@@ -177,7 +189,7 @@ class Dispatcher {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
       // Decode errors already start with the label; don't say it twice.
-      const std::string& label = base_.label();
+      const std::string& label = base_.core().label();
       const char* what = ex.what();
       if (std::strncmp(what, label.c_str(), label.size()) == 0) {
         std::fprintf(stderr, "sleet: passive receive failed: %s\n", what);
@@ -186,11 +198,11 @@ class Dispatcher {
       }
     } catch (...) {
       std::fprintf(stderr, "sleet: %s: passive receive failed: unknown exception\n",
-                   base_.label().c_str());
+                   base_.core().label().c_str());
     }
   }
 
-  ChannelBase base_;
+  ChannelEnd base_;
   std::mutex mutex_;
   std::shared_ptr<const Entries> entries_ = std::make_shared<Entries>();
   ErrorHandler error_;

@@ -98,6 +98,16 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 enum class Poll { ready, empty, closed };
 
+// Gives the CPU to another runnable thread, if there is one (sched_yield).
+void yield_cpu() noexcept;
+
+// Tries of a spin separated only by a pause. A peer running on another CPU
+// answers within a few cross-core round trips (60-400 ns each here), so 64
+// tries (a few microseconds) catch it; past them the peer is most likely
+// not running at all, and every further try first yields the CPU, which it
+// may be waiting for (more runnable processes than CPUs).
+inline constexpr unsigned kPureSpinTries = 64;
+
 // Waits until try_op() returns Poll::ready or Poll::closed, spinning for up
 // to `spin` before sleeping on `ec`. Returns Poll::empty on timeout.
 // `sleeps` counts the times this side went to sleep (relaxed, stats only).
@@ -107,10 +117,15 @@ Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Dea
   if (spin.count() > 0) {
     const Deadline spin_end = Clock::now() + spin;
     for (unsigned i = 1;; ++i) {
-      cpu_relax();
+      if (SLEET_LIKELY(i <= kPureSpinTries)) {
+        cpu_relax();
+      } else {
+        yield_cpu();
+      }
       const Poll p = try_op();
       if (p != Poll::empty) return p;
-      if ((i & 63) == 0) {  // reading the clock costs more than a pause
+      // Reading the clock costs more than a pause (but less than a yield).
+      if ((i & 63) == 0 || i > kPureSpinTries) {
         const auto now = Clock::now();
         if (now >= spin_end) break;
         if (now >= deadline) return Poll::empty;

@@ -16,20 +16,43 @@
 // when seq == t + 1. The consumer frees it for the next lap with
 // seq = t + slots.
 //
+// Vocabulary (the same in every ring, spsc_ring.hpp):
+//   producer  claim() -> a slot (room for max_message_size bytes);
+//             commit(c, n) finishes it with n bytes; abort(c) gives it up
+//             (consumers skip it); publish() ends a batch: everything
+//             committed is visible no later than publish() (here: at once,
+//             a slot's seq is its publication), and it wakes consumers.
+//   consumer  peek() -> the oldest message, now ours alone; consume(t)
+//             frees its slot; release() ends a batch and wakes producers.
+// Two ways to take a ticket:
+// - claim()/peek() compare-and-swap the position only after seeing that the
+//   slot is ready, so a failed try takes nothing (try_send, receive_for);
+// - next_send_ticket()/next_receive_ticket() fetch_add it (atomic_queue's
+//   scheme: one RMW that never fails under contention), and the caller then
+//   waits for that slot. A ticket taken so must be used: the calls that
+//   block without a deadline use it, and only when the slot they saw looked
+//   ready, so they rarely wait.
+//
 // Synchronization
-// - producer: wins ticket t with a CAS on enqueue_pos (relaxed: the ticket
-//   is only a name; the slot's seq carries the data), checks seq == t with
-//   acquire (1), writes the payload, then seq.store(t + 1, release) (2).
-// - consumer: wins ticket t with a CAS on dequeue_pos, sees seq == t + 1 with
-//   acquire (3) — pairs with (2) — reads, then seq.store(t + slots, release)
-//   (4), which pairs with (1): the next lap's producer never overwrites bytes
+// - producer: wins ticket t (relaxed CAS or fetch_add on enqueue_pos: the
+//   ticket is only a name; the slot's seq carries the data), sees seq == t
+//   with acquire (1), writes the payload, then seq.store(t + 1, release) (2).
+// - consumer: wins ticket t on dequeue_pos, sees seq == t + 1 with acquire
+//   (3) — pairs with (2) — reads, then seq.store(t + slots, release) (4),
+//   which pairs with (1): the next lap's producer never overwrites bytes
 //   still being read.
 // - `enqueue_pos - dequeue_pos` is the fill; both only grow.
 //
 // Closing sets kClosedBit (bit 63) in enqueue_pos (one fetch_or): later
-// claims fail, and the value below the bit is the final ticket; consumers
-// drain up to it. Tickets therefore have 63 bits (2^63 messages: centuries
-// at a billion a second).
+// claims fail, and the value below the bit is the final ticket, which
+// close_tickets() also stores in `final_ticket` (a fetch_add that raced
+// with the close moves enqueue_pos past it); consumers drain up to it.
+// Tickets therefore have 63 bits (2^63 messages: centuries at a billion a
+// second).
+//
+// Bounds: a slot's length is checked against max_message_size before the
+// payload is read; a bad one is reported as damaged (Take::size() ==
+// kDamaged) and its slot freed like any other.
 //
 // A producer that dies between winning its ticket and (2) stalls consumers
 // at that slot; recovering from that is not implemented (see the issue notes).
@@ -48,10 +71,12 @@ struct MpmcControl {
   std::uint64_t slots;             // power of two
   std::uint64_t stride;            // bytes per slot
   std::uint64_t max_message_size;
+  std::atomic<std::uint64_t> final_ticket{0};  // set by close_tickets()
   RingCommon common;
   alignas(kFalseSharing) std::atomic<std::uint64_t> enqueue_pos{0};
   alignas(kFalseSharing) std::atomic<std::uint64_t> dequeue_pos{0};
 };
+static_assert(offsetof(MpmcControl, final_ticket) == 24);
 static_assert(offsetof(MpmcControl, common) == kFalseSharing);
 static_assert(sizeof(MpmcControl) % kFalseSharing == 0);
 
@@ -65,9 +90,11 @@ static_assert(sizeof(MpmcSlot) == 16);
 
 class MpmcRing {
  public:
-  // Payload length of a slot whose producer abandoned it (its message did
-  // not fit): consumers free it and move on.
+  // Payload length of a slot whose producer abandoned it (abort()):
+  // consumers free it and move on.
   static constexpr std::uint32_t kSkip = 0xFFFFFFFFu;
+  // Take::size() of a slot whose length fails its bound.
+  static constexpr std::uint32_t kDamaged = 0xFFFFFFFEu;
   static constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 63;
 
   // Whole cache lines per slot: neighbouring tickets belong to different
@@ -106,7 +133,8 @@ class MpmcRing {
       : c_(static_cast<MpmcControl*>(at)),
         data_(static_cast<std::byte*>(at) + sizeof(MpmcControl)),
         mask_(c_->slots - 1),
-        stride_(c_->stride) {}
+        stride_(c_->stride),
+        max_size_(c_->max_message_size) {}
 
   MpmcControl& control() const noexcept { return *c_; }
   RingCommon& common() const noexcept { return c_->common; }
@@ -122,8 +150,8 @@ class MpmcRing {
   // ---- producers ----
 
   // A free slot, or an empty Claim if the ring is full or closed. A claim
-  // must be committed: consumers wait for it.
-  [[nodiscard]] Claim try_claim() noexcept {
+  // must be committed or aborted: consumers wait for it.
+  [[nodiscard]] Claim claim() noexcept {
     // relaxed: a hint; the CAS below decides (and fails once the closed bit
     // is set, since the bit is part of the value it compares).
     std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
@@ -146,24 +174,42 @@ class MpmcRing {
       }
     }
   }
-  // Publishes the claimed slot with `size` bytes of payload (no wake-up).
-  void stage(const Claim& cl, std::uint32_t size) noexcept {
+  // Whether the next claim() would find its slot free (a racy hint).
+  bool looks_free() const noexcept {
+    // relaxed: a hint; whoever acts on it checks the slot with acquire (1).
+    const std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
+    return slot(pos)->seq.load(std::memory_order_relaxed) == pos;
+  }
+  // fetch_add form (see the essay): a ticket the caller must wait for with
+  // claim_at() and then commit or abort; an empty Claim if closed.
+  [[nodiscard]] Claim next_send_ticket() noexcept {
+    // relaxed: the ticket carries no data; its slot's seq does.
+    const std::uint64_t t = c_->enqueue_pos.fetch_add(1, std::memory_order_relaxed);
+    if (SLEET_UNLIKELY(t & kClosedBit)) return Claim{nullptr, 0, true};
+    return Claim{slot(t), t};
+  }
+  // Whether the slot of a ticket from next_send_ticket() is free.
+  bool free_for(const Claim& cl) const noexcept {
+    // acquire (1): pairs with the consumer's release (4) of the previous lap.
+    return cl.slot->seq.load(std::memory_order_acquire) == cl.ticket;
+  }
+  // Finishes the claimed slot with `size` bytes of payload; it is visible
+  // at once (no wake-up: publish()).
+  void commit(const Claim& cl, std::uint32_t size) noexcept {
     cl.slot->size = size;
     // release (2): the payload is complete before consumers see the slot;
-    // pairs with the acquire (3) in try_take().
+    // pairs with the acquire (3) in peek().
     cl.slot->seq.store(cl.ticket + 1, std::memory_order_release);
   }
-  // Wakes sleeping consumers after one or more stage() calls.
+  void abort(const Claim& cl) noexcept { commit(cl, kSkip); }
+  // Ends a batch: wakes sleeping consumers.
   void publish() noexcept { c_->common.data_ec.notify(); }
-  void commit(const Claim& cl, std::uint32_t size) noexcept {
-    stage(cl, size);
-    publish();
-  }
   [[nodiscard]] bool try_write(const void* p, std::uint32_t size) noexcept {
-    const Claim cl = try_claim();
+    const Claim cl = claim();
     if (!cl) return false;
     std::memcpy(cl.data(), p, size);
     commit(cl, size);
+    publish();
     return true;
   }
 
@@ -172,13 +218,14 @@ class MpmcRing {
   struct Take {
     MpmcSlot* slot = nullptr;
     std::uint64_t ticket = 0;
+    std::uint32_t length = 0;  // checked copy of the slot's size
     const std::byte* data() const noexcept { return slot->payload(); }
-    std::uint32_t size() const noexcept { return slot->size; }
+    std::uint32_t size() const noexcept { return length; }
     explicit operator bool() const noexcept { return slot != nullptr; }
   };
 
-  // The oldest published message, or an empty Take. Must be released.
-  [[nodiscard]] Take try_take() noexcept {
+  // The oldest published message, or an empty Take. Must be consumed.
+  [[nodiscard]] Take peek() noexcept {
     // relaxed: a hint; the CAS below decides.
     std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
     for (;;) {
@@ -190,8 +237,9 @@ class MpmcRing {
         // relaxed: the ticket carries no data.
         if (c_->dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
                                                   std::memory_order_relaxed)) {
-          if (SLEET_LIKELY(s->size != kSkip)) return Take{s, pos};
-          consume(Take{s, pos});
+          const Take t = checked(s, pos);
+          if (SLEET_LIKELY(t.length != kSkip)) return t;
+          consume(t);
           pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
         }
       } else if (diff < 0) {
@@ -201,42 +249,70 @@ class MpmcRing {
       }
     }
   }
-  // Frees the slot for the next lap (no wake-up).
-  void unstage(const Take& t) noexcept {
+  // Whether the next peek() would find a message (a racy hint).
+  bool looks_ready() const noexcept {
+    // relaxed: a hint; whoever acts on it checks the slot with acquire (3).
+    const std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
+    return slot(pos)->seq.load(std::memory_order_relaxed) == pos + 1;
+  }
+  // fetch_add form: a ticket whose slot the caller waits for with
+  // take_at(); the ticket is the caller's whatever happens.
+  [[nodiscard]] std::uint64_t next_receive_ticket() noexcept {
+    // relaxed: the ticket carries no data; its slot's seq does.
+    return c_->dequeue_pos.fetch_add(1, std::memory_order_relaxed);
+  }
+  // The message of `ticket` once published (empty Take until then). A
+  // skipped slot is freed and given back as a Take of size kSkip.
+  [[nodiscard]] Take take_at(std::uint64_t ticket) noexcept {
+    MpmcSlot* s = slot(ticket);
+    // acquire (3): pairs with the producer's release (2).
+    if (s->seq.load(std::memory_order_acquire) != ticket + 1) return Take{};
+    return checked(s, ticket);
+  }
+  // Frees the slot for the next lap (no wake-up: release()).
+  void consume(const Take& t) noexcept {
     // release (4): we are done reading; pairs with the acquire (1).
     t.slot->seq.store(t.ticket + mask_ + 1, std::memory_order_release);
   }
-  // Wakes sleeping producers after one or more unstage() calls.
+  // Ends a batch: wakes sleeping producers.
   void release() noexcept { c_->common.space_ec.notify(); }
-  void consume(const Take& t) noexcept {
-    unstage(t);
-    release();
-  }
+  // Copies the oldest message out if it fits in `capacity` bytes; one that
+  // does not (or a damaged one) is consumed and refused.
   [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size) noexcept {
-    const Take t = try_take();
+    const Take t = peek();
     if (!t) return false;
-    size = t.size() <= capacity ? t.size() : capacity;
-    std::memcpy(p, t.data(), size);
+    const bool fits = t.size() <= capacity;
+    if (fits) {
+      std::memcpy(p, t.data(), t.size());
+      size = t.size();
+    }
     consume(t);
-    return true;
+    release();
+    return fits;
   }
 
   // ---- anyone ----
 
   // Makes every later claim fail; returns the final ticket.
   std::uint64_t close_tickets() noexcept {
-    // acq_rel: the final ticket is ordered with the claims before it; pairs
-    // with the acquire in final_ticket().
-    return c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_acq_rel) & ~kClosedBit;
+    // acq_rel: the final ticket is ordered with the claims before it.
+    const std::uint64_t old = c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_acq_rel);
+    const std::uint64_t final_ticket = old & ~kClosedBit;
+    if (old & kClosedBit) return c_->final_ticket.load(std::memory_order_acquire);  // as below
+    // release: pairs with the acquire in final(); every closer stores the
+    // same value, and readers consult it only once the ring reports closed.
+    c_->final_ticket.store(final_ticket, std::memory_order_release);
+    return final_ticket;
   }
-  // After close_tickets(): true once every ticket below the final one has
-  // been taken by a consumer.
+  // After close: the first ticket no producer will fill.
+  std::uint64_t final() const noexcept {
+    return c_->final_ticket.load(std::memory_order_acquire);  // acquire: pairs with close_tickets()
+  }
+  // After close: true once every ticket below the final one has been taken
+  // by a consumer.
   bool drained() const noexcept {
-    // acquire: pairs with close_tickets().
-    const std::uint64_t final_ticket =
-        c_->enqueue_pos.load(std::memory_order_acquire) & ~kClosedBit;
     // relaxed: a consumer that took the last ticket has already seen its slot.
-    return c_->dequeue_pos.load(std::memory_order_relaxed) >= final_ticket;
+    return c_->dequeue_pos.load(std::memory_order_relaxed) >= final();
   }
   std::uint64_t sent_approx() const noexcept {
     // relaxed: a statistic.
@@ -255,11 +331,17 @@ class MpmcRing {
   MpmcSlot* slot(std::uint64_t ticket) const noexcept {
     return reinterpret_cast<MpmcSlot*>(data_ + (ticket & mask_) * stride_);
   }
+  Take checked(MpmcSlot* s, std::uint64_t ticket) const noexcept {
+    std::uint32_t n = s->size;
+    if (SLEET_UNLIKELY(n > max_size_ && n != kSkip)) n = kDamaged;
+    return Take{s, ticket, n};
+  }
 
   MpmcControl* c_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint64_t mask_ = 0;
   std::uint64_t stride_ = 0;
+  std::uint64_t max_size_ = 0;  // copy of the control block's, checked at open
 };
 
 }  // namespace sleet::detail

@@ -6,7 +6,7 @@
 //   +256  space_ec  senders sleep here until space is released
 //   +384  counters written only on slow paths (full, sleeps)
 //
-// Closing is two-phase (ChannelBase::close()):
+// Closing is two-phase (ChannelCore::close()):
 //   kClosing  senders refuse from now on; a send already past its check may
 //             still be publishing;
 //   kClosed   every send that did not refuse has published (spsc: the
@@ -44,12 +44,12 @@ struct RingCommon {
 
   // Senders: has close() begun?
   bool refuses_sends() const noexcept {
-    // acquire: pairs with the release stores in ChannelBase::close().
+    // acquire: pairs with the release stores in ChannelCore::close().
     return closed.load(std::memory_order_acquire) != kOpen;
   }
   // Receivers: has close() finished, so that empty means drained?
   bool is_closed() const noexcept {
-    // acquire: pairs with the release of kClosed in ChannelBase::close().
+    // acquire: pairs with the release of kClosed in ChannelCore::close().
     return closed.load(std::memory_order_acquire) == kClosed;
   }
 };

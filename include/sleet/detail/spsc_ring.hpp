@@ -25,14 +25,26 @@
 // lap's bytes there for a header. A claim therefore needs 8 bytes beyond
 // its record.
 //
-// Batches: stage() writes a record but holds back the header of the first
-// record staged since the last publish(); publish() stores that header with
-// release, which makes the whole batch visible at once (the consumer cannot
-// pass a zero header).
+// Vocabulary (the same in every ring, mpmc_ring.hpp):
+//   producer  claim(n) -> space for n bytes; commit(n) finishes the claimed
+//             record; abort() gives the claim up; publish() ends a batch:
+//             every record committed since the last publish() is visible to
+//             the consumer no later than publish(), which also wakes it.
+//   consumer  peek() -> the oldest record; consume(r) marks it read;
+//             release() ends a batch: the space of every consumed record is
+//             returned to the producer, which is woken if it sleeps.
+// A batch of any length is one publication: commit() writes every header but
+// the batch's first, which publish() stores with release (the consumer
+// cannot pass a zero header), and one release of `head` returns its space.
+//
+// Bounds: the consumer trusts no header. A data record longer than
+// max_message_size or running past the array, or a padding record that does
+// not end exactly at the array's end, is reported as damaged (Record::size
+// == kDamaged) instead of being read.
 //
 // Invariants
 // - 0 <= tail - head <= bytes - 8; [head, tail) holds published records and
-//   the word at tail is zero (or a staged, unpublished header).
+//   the word at tail is zero (or a committed, unpublished header).
 // - The array holds at least two records of the largest size, so a claim of
 //   any allowed size succeeds once the ring is empty, padding included.
 // - Only the producer writes the array and `tail`; only the consumer writes
@@ -47,9 +59,9 @@
 //   producer's head.load(acquire) (4), so the producer never overwrites (or
 //   zeroes) bytes that are still being read.
 // - after (1) and (3) the side notifies the other's eventcount (futex.hpp).
-// - `tail`, `sent`, `received` are relaxed: statistics, and the starting
-//   point for a producer that takes over from a dead one (it walks forward
-//   over published headers from there).
+// - `tail`, `sent`, `received` are relaxed: statistics, stored once per
+//   batch, and the starting point for a producer that takes over from a dead
+//   one (it walks forward over published headers from there).
 //
 // Roles: every member marked "producer only" must be called by one thread
 // at a time, the same for "consumer only". Channel enforces one process per
@@ -88,6 +100,8 @@ class SpscRing {
   static constexpr std::uint32_t kData = 1;
   static constexpr std::uint32_t kPad = 2;
   static constexpr std::uint64_t kHeader = 8;
+  // Record::size of a header that fails its bounds (see the essay).
+  static constexpr std::uint32_t kDamaged = 0xFFFFFFFFu;
 
   static constexpr std::uint64_t record_size(std::uint64_t payload) noexcept {
     return kHeader + round_up(payload, 8);
@@ -117,7 +131,9 @@ class SpscRing {
   explicit SpscRing(void* at) noexcept
       : c_(static_cast<SpscControl*>(at)),
         data_(static_cast<std::byte*>(at) + sizeof(SpscControl)),
-        mask_(c_->bytes - 1) {}
+        bytes_(c_->bytes),
+        mask_(c_->bytes - 1),
+        max_size_(c_->max_message_size) {}
 
   SpscControl& control() const noexcept { return *c_; }
   RingCommon& common() const noexcept { return c_->common; }
@@ -126,17 +142,18 @@ class SpscRing {
 
   // Takes over the producer role: continues after the last published record.
   void attach_producer() noexcept {
-    // acquire (4): as in try_claim().
+    // acquire (4): as in claim().
     cached_head_ = c_->head.load(std::memory_order_acquire);
     // relaxed: a hint; the walk below reads published headers with acquire.
     std::uint64_t pos = c_->tail.load(std::memory_order_relaxed);
-    if (pos - cached_head_ > c_->bytes) pos = cached_head_;  // the hint is behind head
+    if (pos - cached_head_ > bytes_) pos = cached_head_;  // the hint is behind head
     // A producer that died after publishing but before storing `tail` left
-    // published records past the hint: walk over them.
-    for (std::uint64_t walked = 0; walked < c_->bytes; ) {
+    // published records past the hint: walk over them (bounded by the array).
+    for (std::uint64_t walked = 0; walked < bytes_;) {
       const std::uint64_t hdr = header(pos & mask_).load(std::memory_order_acquire);  // (2)
       if (hdr == 0) break;
       const std::uint64_t step = kHeader + round_up(static_cast<std::uint32_t>(hdr), 8);
+      if (step > bytes_ - walked) break;  // a damaged header: stop at the last good one
       pos += step;
       walked += step;
     }
@@ -145,23 +162,18 @@ class SpscRing {
     sent_ = c_->sent.load(std::memory_order_relaxed);  // relaxed: statistics
   }
 
-  // Space for a payload of `size` bytes, or nullptr if the ring is full.
-  // Call commit() or stage() to write it; abandoning a claim is harmless.
-  [[nodiscard]] std::byte* try_claim(std::uint32_t size) noexcept {
+  // Space for a payload of exactly `size` bytes (at most max_message_size),
+  // or nullptr if the ring is full. Follow with commit() or abort().
+  [[nodiscard]] std::byte* claim(std::uint32_t size) noexcept {
     const std::uint64_t need = record_size(size);
     std::uint64_t pos = tail_ & mask_;
-    const std::uint64_t to_end = c_->bytes - pos;
+    const std::uint64_t to_end = bytes_ - pos;
     const bool wrap = need > to_end;
     const std::uint64_t total = (wrap ? to_end + need : need) + kHeader;
-    if (SLEET_UNLIKELY(tail_ + total - cached_head_ > c_->bytes)) {
-      // acquire (4): pairs with the consumer's release (3); the bytes below
-      // head are no longer read.
-      cached_head_ = c_->head.load(std::memory_order_acquire);
-      if (tail_ + total - cached_head_ > c_->bytes) return nullptr;
-    }
+    if (SLEET_UNLIKELY(!has_room(total))) return nullptr;
     if (wrap) {
       // The consumer reaches 0 through the pad: it must find 0 there until
-      // the record at 0 is staged, even if this claim is abandoned.
+      // the record at 0 is committed, even if this claim is aborted.
       // relaxed: published by the release (1) of the batch's first header.
       header(0).store(0, std::memory_order_relaxed);
       put_header(pos, to_end - kHeader, kPad);
@@ -170,9 +182,19 @@ class SpscRing {
     }
     return data_ + pos + kHeader;
   }
-  // Writes the claimed record as `size` bytes (at most the claimed size);
-  // it becomes visible at the next publish().
-  void stage(std::uint32_t size) noexcept {
+  // Space for a payload of up to `size` bytes at the current position, or
+  // nullptr if that needs a wrap or the ring lacks the room; never writes
+  // anything. For encoders that learn the size by encoding: commit() the
+  // size they wrote, which may be less.
+  [[nodiscard]] std::byte* claim_in_place(std::uint32_t size) noexcept {
+    const std::uint64_t need = record_size(size);
+    const std::uint64_t pos = tail_ & mask_;
+    if (need > bytes_ - pos || !has_room(need + kHeader)) return nullptr;
+    return data_ + pos + kHeader;
+  }
+  // Finishes the claimed record with `size` bytes (at most the claimed
+  // size); it becomes visible at the next publish().
+  void commit(std::uint32_t size) noexcept {
     const std::uint64_t pos = tail_ & mask_;
     tail_ += record_size(size);
     // relaxed: published by the release (1) of this batch's first header.
@@ -180,11 +202,14 @@ class SpscRing {
     put_header(pos, size, kData);
     ++sent_;
   }
-  // Publishes everything staged and wakes a sleeping consumer.
+  // Gives up the current claim. Nothing of it is published (a padding
+  // record it wrote is, at the next publish(), and the consumer skips it).
+  void abort() noexcept {}
+  // Ends a batch: publishes everything committed and wakes a sleeping consumer.
   void publish() noexcept {
     if (SLEET_LIKELY(pending_)) {
       // release (1): the batch is complete before its first header is seen;
-      // pairs with the acquire (2) in try_peek().
+      // pairs with the acquire (2) in peek().
       header(pending_pos_).store(pending_header_, std::memory_order_release);
       pending_ = false;
     }
@@ -192,23 +217,24 @@ class SpscRing {
     c_->sent.store(sent_, std::memory_order_relaxed);  // relaxed: statistics
     c_->common.data_ec.notify();
   }
-  void commit(std::uint32_t size) noexcept {
-    stage(size);
-    publish();
-  }
+  // Whether this batch holds committed or padding records not yet published.
+  bool unpublished() const noexcept { return pending_; }
   [[nodiscard]] bool try_write(const void* p, std::uint32_t size) noexcept {
-    std::byte* dst = try_claim(size);
+    std::byte* dst = claim(size);
     if (dst == nullptr) return false;
     std::memcpy(dst, p, size);
     commit(size);
+    publish();
     return true;
   }
 
   // ---- consumer only ----
 
   struct Record {
-    const std::byte* data;
-    std::uint32_t size;
+    const std::byte* ptr = nullptr;
+    std::uint32_t length = 0;  // kDamaged: the header failed its bounds
+    const std::byte* data() const noexcept { return ptr; }
+    std::uint32_t size() const noexcept { return length; }
   };
 
   void attach_consumer() noexcept {
@@ -217,44 +243,50 @@ class SpscRing {
     received_ = c_->received.load(std::memory_order_relaxed);  // relaxed: statistics
   }
 
-  // The oldest unread record, or false if none is published.
-  [[nodiscard]] bool try_peek(Record& out) noexcept {
-    for (;;) {
+  // The oldest unread record, or false if none is published. A damaged
+  // header gives a Record of size kDamaged, which must not be consumed.
+  [[nodiscard]] bool peek(Record& out) noexcept {
+    for (unsigned pads = 0;; ++pads) {
       const std::uint64_t pos = head_ & mask_;
       // acquire (2): pairs with the producer's release (1).
       const std::uint64_t hdr = header(pos).load(std::memory_order_acquire);
       if (hdr == 0) return false;
       const auto size = static_cast<std::uint32_t>(hdr);
-      if (SLEET_UNLIKELY((hdr >> 32) == kPad)) {
-        head_ += kHeader + size;
-        continue;
+      const auto flags = static_cast<std::uint32_t>(hdr >> 32);
+      if (SLEET_LIKELY(flags == kData)) {
+        if (SLEET_UNLIKELY(size > max_size_ || record_size(size) > bytes_ - pos)) break;
+        out = Record{data_ + pos + kHeader, size};
+        return true;
       }
-      out = Record{data_ + pos + kHeader, size};
-      return true;
+      // A pad ends exactly at the array's end, and two in a row are damage.
+      if (flags != kPad || pos + kHeader + size != bytes_ || pads != 0) break;
+      head_ += kHeader + size;
     }
+    out = Record{nullptr, kDamaged};
+    return true;
   }
-  // Marks the peeked record read without releasing its space yet.
-  void advance(const Record& r) noexcept {
-    head_ += record_size(r.size);
+  // Marks the peeked record read; its space returns at the next release().
+  void consume(const Record& r) noexcept {
+    head_ += record_size(r.length);
     ++received_;
   }
-  // Returns the space of everything advanced over and wakes a sleeping producer.
+  // Ends a batch: returns the space of everything consumed and wakes a
+  // sleeping producer.
   void release() noexcept {
     c_->received.store(received_, std::memory_order_relaxed);  // relaxed: statistics
-    // release (3): we are done reading; pairs with the acquire (4) in try_claim().
+    // release (3): we are done reading; pairs with the acquire (4) in claim().
     c_->head.store(head_, std::memory_order_release);
     c_->common.space_ec.notify();
   }
-  void consume(const Record& r) noexcept {
-    advance(r);
-    release();
-  }
+  // Copies the oldest record out if it fits in `capacity` bytes (else
+  // leaves it queued and returns false).
   [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size) noexcept {
     Record r;
-    if (!try_peek(r) || r.size > capacity) return false;
-    std::memcpy(p, r.data, r.size);
-    size = r.size;
+    if (!peek(r) || r.length == kDamaged || r.length > capacity) return false;
+    std::memcpy(p, r.ptr, r.length);
+    size = r.length;
     consume(r);
+    release();
     return true;
   }
 
@@ -272,6 +304,15 @@ class SpscRing {
   std::atomic_ref<std::uint64_t> header(std::uint64_t pos) const noexcept {
     return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + pos));
   }
+  // Room for `total` more bytes past tail; reloads head only when the cached
+  // value says no.
+  bool has_room(std::uint64_t total) noexcept {
+    if (SLEET_LIKELY(tail_ + total - cached_head_ <= bytes_)) return true;
+    // acquire (4): pairs with the consumer's release (3); the bytes below
+    // head are no longer read.
+    cached_head_ = c_->head.load(std::memory_order_acquire);
+    return tail_ + total - cached_head_ <= bytes_;
+  }
   // The first header of a batch is held back until publish().
   void put_header(std::uint64_t pos, std::uint64_t size, std::uint32_t flags) noexcept {
     const std::uint64_t word = static_cast<std::uint64_t>(flags) << 32 | size;
@@ -287,7 +328,9 @@ class SpscRing {
 
   SpscControl* c_ = nullptr;
   std::byte* data_ = nullptr;
+  std::uint64_t bytes_ = 0;  // copies of the control block's sizes, checked at open
   std::uint64_t mask_ = 0;
+  std::uint64_t max_size_ = 0;
   // Producer-local.
   std::uint64_t tail_ = 0;
   std::uint64_t cached_head_ = 0;

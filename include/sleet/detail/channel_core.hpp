@@ -1,0 +1,168 @@
+// sleet/detail/channel_core.hpp — what every channel has whatever its ring:
+// the segment, the label errors use, the options, the close protocol and the
+// spsc role claims. The rings are driven by ports (spsc_port.hpp,
+// mpmc_port.hpp), chosen once when the channel is opened.
+//
+// Layout of one channel inside a segment, at `offset` from the object start
+// (0 for a Channel; a Pipe holds two, one per direction):
+//
+//   +0    ChannelConfig   topology, capacity, max_message_size, spin budget
+//   +128  SpscControl or MpmcControl, then the ring's array; both control
+//         blocks keep RingCommon at their offset 128, so the core finds the
+//         close flag, eventcounts and counters without asking which ring.
+//
+// Closing is two-phase (ring_common.hpp): close() refuses new sends, waits
+// until no send is mid-publish (spsc: the sender's in_send word; mpmc: the
+// closed bit in the ticket counter), then lets receivers report closed once
+// drained.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "sleet/channel_options.hpp"
+#include "sleet/detail/mpmc_ring.hpp"
+#include "sleet/detail/process.hpp"
+#include "sleet/detail/ring_common.hpp"
+#include "sleet/detail/segment.hpp"
+#include "sleet/detail/spsc_ring.hpp"
+#include "sleet/error.hpp"
+
+namespace sleet::detail {
+
+struct ChannelConfig {
+  std::uint32_t topology;
+  std::uint32_t reserved;
+  std::uint64_t capacity;
+  std::uint64_t max_message_size;
+  std::int64_t spin_ns;
+  std::byte pad[kFalseSharing - 32];
+};
+static_assert(sizeof(ChannelConfig) == kFalseSharing);
+// The core finds RingCommon at the same offset in either control block.
+inline constexpr std::size_t kRingCommonOffset = kFalseSharing;
+static_assert(offsetof(SpscControl, common) == kRingCommonOffset);
+static_assert(offsetof(MpmcControl, common) == kRingCommonOffset);
+
+// What the template tells the untyped channel code about T.
+struct MessageType {
+  std::uint64_t fingerprint;
+  std::string_view name;
+  std::size_t fixed_size;  // 0 if variable
+};
+
+// Options resolved and validated: everything needed to lay a channel out.
+struct ChannelLayout {
+  Topology topology;
+  std::uint64_t capacity;
+  std::uint64_t max_message_size;
+  std::int64_t spin_ns;
+  std::uint64_t ring_units;  // spsc: bytes of the array; mpmc: slots
+  std::uint64_t bytes;       // config + control + array, a multiple of 128
+
+  // Throws errc::invalid_argument / too_large naming `what`.
+  static ChannelLayout resolve(const ChannelOptions& options, const MessageType& type,
+                               std::string_view what);
+  // Creator only, before the segment is published.
+  void initialize(std::byte* at) const;
+  // Validates a channel found at `at` with `limit` bytes available; returns
+  // its size in bytes. Throws errc::not_sleet / too_large naming `what`.
+  static std::uint64_t check(const std::byte* at, std::uint64_t limit, const MessageType& type,
+                             std::string_view what);
+};
+
+// Reads the counters of the channel laid out at `at` (its ChannelConfig),
+// which check() has accepted: a racy snapshot that needs only read access,
+// so the registry can use it on a read-only mapping.
+ChannelStats read_channel_stats(const std::byte* at) noexcept;
+// Whether close() has begun on the channel at `at` (same conditions).
+bool read_channel_closed(const std::byte* at) noexcept;
+
+class ChannelCore {
+ public:
+  ChannelCore() = default;
+  ChannelCore(Segment seg, std::size_t offset, std::string label);
+  ChannelCore(ChannelCore&&) noexcept = default;
+  ChannelCore& operator=(ChannelCore&&) noexcept = default;
+
+  static ChannelCore create(std::string_view name, const ChannelOptions& options,
+                            const MessageType& type);
+  static ChannelCore open(std::string_view name, const MessageType& type);
+  static ChannelCore open_or_create(std::string_view name, const ChannelOptions& options,
+                                    const MessageType& type);
+  static bool remove(std::string_view name);
+
+  // A second view of the same channel (a dispatcher's, a pipe end's).
+  ChannelCore share() const;
+
+  bool valid() const noexcept { return seg_.valid(); }
+  std::string_view name() const noexcept { return seg_.name(); }
+  // "channel 'jobs'" or "pipe 'p' (a->b)": how errors name this object.
+  const std::string& label() const noexcept { return label_; }
+  Topology topology() const noexcept { return topology_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::uint32_t max_message_size() const noexcept { return max_size_; }
+  std::chrono::nanoseconds spin() const noexcept { return spin_; }
+  void set_spin(std::chrono::nanoseconds spin) noexcept { spin_ = spin; }
+  ChannelStats stats() const noexcept { return read_channel_stats(config()); }
+  std::size_t size_approx() const noexcept {
+    const ChannelStats s = stats();
+    return s.queued;
+  }
+  // The ring's control block (SpscControl or MpmcControl).
+  void* ring() const noexcept { return seg_.object() + offset_ + sizeof(ChannelConfig); }
+  RingCommon& common() const noexcept {
+    return *reinterpret_cast<RingCommon*>(static_cast<std::byte*>(ring()) + kRingCommonOffset);
+  }
+  std::uint64_t serial() const noexcept { return serial_; }
+
+  // The two-phase close (see the essay). Idempotent, any process.
+  void close() noexcept;
+  // Whether close() has begun: sends are refused from then on.
+  bool closed() const noexcept { return common().refuses_sends(); }
+  // Wakes every receiver sleeping on this channel (they re-check and, if
+  // nothing changed, sleep again); used to stop a dispatcher thread.
+  void wake_receivers() const noexcept { common().data_ec.notify_slow(); }
+  // A send found the ring full (stats).
+  void count_full() const noexcept {
+    common().times_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats only
+  }
+
+  // Takes an spsc role: stores this object's token (pid << 32 | serial) in
+  // `owner` unless a live holder has it (errc::busy). Returns the token.
+  std::uint64_t claim_role(std::atomic<std::uint64_t>& owner, const char* role) const;
+
+  [[noreturn]] void throw_closed() const;
+  [[noreturn]] void throw_too_large(std::size_t size) const;
+  [[noreturn]] void throw_wrong_mode(std::string_view detail) const;
+  [[noreturn]] void throw_damaged(std::string_view detail) const;
+  // A decode_failed error from a codec, rethrown naming this channel.
+  [[noreturn]] void rethrow_decode_failed(const Error& e) const;
+
+  const Segment& segment() const noexcept { return seg_; }  // white-box tests, registry
+
+ private:
+  const std::byte* config() const noexcept { return seg_.object() + offset_; }
+
+  Segment seg_;
+  std::size_t offset_ = 0;
+  std::string label_;
+  Topology topology_ = Topology::mpmc;
+  std::uint64_t capacity_ = 0;
+  std::uint32_t max_size_ = 0;
+  std::chrono::nanoseconds spin_{0};
+  std::uint64_t serial_ = 0;  // this object's id within its process (role tokens)
+};
+
+// The pid a role token was taken under.
+inline int token_pid(std::uint64_t token) noexcept { return static_cast<int>(token >> 32); }
+// Gives an spsc role back if `token` (from claim_role) holds it and was taken
+// in this process (not by our parent before a fork()).
+void release_role(std::atomic<std::uint64_t>& owner, std::uint64_t token) noexcept;
+
+}  // namespace sleet::detail
