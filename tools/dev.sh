@@ -90,11 +90,12 @@ case "$cmd" in
     install_deps
     build
     b="$builddir/bench"
+    warnings=$(grep -c 'warning:' "$build_log" || true)
     echo "== sleet main: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), $(nproc) CPUs;" \
-      "build: Release, ${builddir#"$root"/} (log: ${build_log#"$root"/})"
+      "build: Release, ${builddir#"$root"/}, $warnings warnings (log: ${build_log#"$root"/})"
     echo "== cross-process demo"
     "$builddir/examples/demo" || failed+=("demo (exit $?)")
-    printf '== quick benchmarks (about a minute):'
+    printf '== quick benchmarks (about 30 s):'
     for s in channel kv sync; do
       run_bench "${s}_bench" "$b/${s}_bench" --quick --table-out="$reports/${s}_bench.md" \
         --benchmark_out="$reports/${s}_bench.json" --benchmark_out_format=json
@@ -117,7 +118,7 @@ case "$cmd" in
     echo "== full reports in $r/"
     echo "   targets and every ratio: {channel,kv,sync}_bench.md; merged targets: summary.md"
     echo "   raw rows: {channel,kv,sync}_bench.json (Google Benchmark JSON), *.txt (console output)"
-    plots=$(cd "$reports" && ls peers-quick-*.png 2>/dev/null | tr '\n' ' ' || true)
+    plots=$(cd "$reports" && ls peers-quick-*.png 2>/dev/null | paste -sd ' ' || true)
     echo "   peers: peers-quick.csv (raw), peers-quick.md; plots: ${plots:-none (gnuplot missing)}"
     echo "   full runs (every row, more rounds): ${b#"$root"/}/channel_bench --table-out=FILE (also kv_bench, sync_bench)"
     if [ ${#failed[@]} -gt 0 ]; then
