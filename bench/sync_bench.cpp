@@ -383,13 +383,15 @@ struct Comparison {
   std::string what;
   Row baseline;
   Row sleet;
+  double goal = 0;  // the ratio (sleet time / baseline time) must stay at or below it; 0: no goal
 };
 
 std::vector<Comparison> comparisons() {
   return {
       {"Mutex lock+unlock, uncontended, vs robust process-shared pthread mutex",
        {"BM_Mutex_Uncontended/pthread_robust", BM_Uncontended_Pthread, false},
-       {"BM_Mutex_Uncontended/sleet", BM_Uncontended_Sleet, false}},
+       {"BM_Mutex_Uncontended/sleet", BM_Uncontended_Sleet, false},
+       1.0},
       {"Mutex lock+unlock, uncontended, vs std::mutex (one process only)",
        {"BM_Mutex_Uncontended/std_mutex", BM_Uncontended_Std, false},
        {"BM_Mutex_Uncontended/sleet", BM_Uncontended_Sleet, false}},
@@ -459,15 +461,21 @@ std::string ns_of(const std::string& row) {
   return fmt("%.1f ns", median(v));
 }
 
-// sleet / baseline per round: median and range.
-std::string ratio_of(const std::string& sleet_row, const std::string& base_row) {
+// sleet / baseline, one per round in which both ran.
+std::vector<double> ratios(const std::string& sleet_row, const std::string& base_row) {
   const auto a = g_ns.find(sleet_row), b = g_ns.find(base_row);
-  if (a == g_ns.end() || b == g_ns.end()) return "n/a";
   std::vector<double> r;
+  if (a == g_ns.end() || b == g_ns.end()) return r;
   for (const auto& [round, ns] : a->second) {
     const auto it = b->second.find(round);
     if (it != b->second.end() && it->second > 0) r.push_back(ns / it->second);
   }
+  return r;
+}
+
+// sleet / baseline per round: median and range.
+std::string ratio_of(const std::string& sleet_row, const std::string& base_row) {
+  const std::vector<double> r = ratios(sleet_row, base_row);
   if (r.empty()) return "n/a";
   auto x = [](double v) { return fmt(v < 0.1 ? "%.3f" : "%.2f", v); };  // 0.004x, not 0.00x
   return x(median(r)) + "x (" + std::to_string(r.size()) + " rounds, " + x(*std::min_element(r.begin(), r.end())) +
@@ -502,6 +510,21 @@ std::string make_table() {
     << (g_settings.pin ? "pinned to distinct CPUs" : "not pinned") << " |\n\n";
   o << "Time per operation (lower is better); ratio = sleet / baseline, the median of the per-round "
        "ratios with their range: below 1.00x sleet is faster.\n\n";
+  // tools/summary.py reads this table (columns target, ratio, goal, result).
+  o << "### Targets\n\n| target | sleet | baseline | ratio | goal | result |\n|---|---|---|---|---|---|\n";
+  for (const Comparison& c : comparisons()) {
+    if (c.goal <= 0) continue;
+    const std::vector<double> r = ratios(c.sleet.name, c.baseline.name);
+    std::string result = "n/a";
+    if (!r.empty()) {
+      const double m = median(r);
+      result = m <= c.goal ? "**PASS** (" + fmt("%.2f", c.goal / m) + "x margin)"
+                           : "**MISS** (" + fmt("%.2f", m / c.goal) + "x over)";
+    }
+    o << "| " << c.what << " | " << ns_of(c.sleet.name) << " | " << ns_of(c.baseline.name) << " | "
+      << ratio_of(c.sleet.name, c.baseline.name) << " | ≤ " << fmt("%.2f", c.goal) << "x | " << result << " |\n";
+  }
+  o << "\n### All comparisons\n\n";
   o << "| comparison | sleet | baseline | ratio |\n|---|---|---|---|\n";
   for (const Comparison& c : comparisons()) {
     o << "| " << c.what << " | " << ns_of(c.sleet.name) << " | " << ns_of(c.baseline.name) << " | "

@@ -3,11 +3,15 @@
 # packages, via apt-get, only when missing), configures, builds and runs.
 #
 #   tools/dev.sh main                     build, run the cross-process demo, the quick benchmarks
-#                                         and the quick peer comparison
+#                                         and the quick peer comparison; print one screen: the demo,
+#                                         the targets table, the peer table and where the full
+#                                         reports went (build/reports/)
 #   tools/dev.sh test                     build and run every test
 #   tools/dev.sh test --sanitize thread   the same under ThreadSanitizer (or: address)
 #   tools/dev.sh deps                     only install the packages
 #   tools/dev.sh build [--sanitize S]     only configure and build
+#
+# SLEET_JOBS=N sets the build's parallelism (default: nproc).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,7 +45,7 @@ install_deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-jobs=$(nproc 2>/dev/null || echo 2)
+jobs=${SLEET_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 build() {
   local dir="$root/build"
@@ -51,26 +55,77 @@ build() {
     args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLEET_SANITIZE="$sanitize" -DSLEET_BUILD_BENCH=OFF)
   fi
   cmake -S "$root" -B "$dir" "${args[@]}" >/dev/null
-  cmake --build "$dir" -j "$jobs"
   builddir=$dir
+  if [ -n "${build_log:-}" ]; then  # quiet: the log to a file, its tail on failure
+    mkdir -p "$(dirname "$build_log")"
+    if ! cmake --build "$dir" -j "$jobs" >"$build_log" 2>&1; then
+      tail -n 40 "$build_log"
+      echo "== build FAILED (full log: $build_log)" >&2
+      exit 1
+    fi
+  else
+    cmake --build "$dir" -j "$jobs"
+  fi
+}
+
+# main: runs one quick benchmark with its raw output in $reports/NAME.txt;
+# records a failure instead of stopping, so the others still run.
+failed=()
+run_bench() {
+  local name=$1
+  shift
+  printf ' %s' "$name"
+  local rc=0
+  "$@" >"$reports/$name.txt" 2>&1 || rc=$?
+  [ $rc -eq 0 ] || failed+=("$name (exit $rc, log ${reports#"$root"/}/$name.txt)")
 }
 
 case "$cmd" in
   deps) install_deps ;;
   build) install_deps; build ;;
   main)
-    install_deps; build
+    reports="$root/build/reports"
+    build_log="$reports/build.log"
+    rm -rf "$reports"
+    install_deps
+    build
+    b="$builddir/bench"
+    warnings=$(grep -c 'warning:' "$build_log" || true)
+    echo "== sleet main: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), $(nproc) CPUs;" \
+      "build: Release, ${builddir#"$root"/}, $warnings warnings (log: ${build_log#"$root"/})"
     echo "== cross-process demo"
-    "$builddir/examples/demo"
-    echo "== quick benchmark: channels"
-    "$builddir/bench/channel_bench" --quick
-    echo "== quick benchmark: key-value store"
-    "$builddir/bench/kv_bench" --quick
-    echo "== quick benchmark: sync primitives"
-    "$builddir/bench/sync_bench" --quick
-    echo "== quick peer comparison (the full run and its report: README.md, Peer comparison)"
-    "$builddir/bench/peers/peers_bench" --quick --out "$builddir/peers-quick.csv"
-    python3 "$root/bench/peers/report.py" "$builddir/peers-quick.csv"
+    "$builddir/examples/demo" || failed+=("demo (exit $?)")
+    printf '== quick benchmarks (about 30 s):'
+    for s in channel kv sync; do
+      run_bench "${s}_bench" "$b/${s}_bench" --quick --table-out="$reports/${s}_bench.md" \
+        --benchmark_out="$reports/${s}_bench.json" --benchmark_out_format=json
+    done
+    run_bench peers_bench "$b/peers/peers_bench" --quick --out "$reports/peers-quick.csv"
+    echo
+    echo "== targets (quick)"
+    tables=()
+    for s in channel kv sync; do
+      [ -s "$reports/${s}_bench.md" ] && tables+=("$reports/${s}_bench.md")
+    done
+    if [ ${#tables[@]} -gt 0 ]; then
+      python3 "$root/tools/summary.py" --out "$reports/summary.md" "${tables[@]}" || failed+=("tools/summary.py (exit $?)")
+    fi
+    echo "== peer comparison (quick; the full run: README.md, Peer comparison)"
+    if [ -s "$reports/peers-quick.csv" ]; then
+      python3 "$root/bench/peers/report.py" --summary "$reports/peers-quick.csv" || failed+=("bench/peers/report.py (exit $?)")
+    fi
+    r=${reports#"$root"/}
+    echo "== full reports in $r/"
+    echo "   targets and every ratio: {channel,kv,sync}_bench.md; merged targets: summary.md"
+    echo "   raw rows: {channel,kv,sync}_bench.json (Google Benchmark JSON), *.txt (console output)"
+    plots=$(cd "$reports" && ls peers-quick-*.png 2>/dev/null | paste -sd ' ' || true)
+    echo "   peers: peers-quick.csv (raw), peers-quick.md; plots: ${plots:-none (gnuplot missing)}"
+    echo "   full runs (every row, more rounds): ${b#"$root"/}/channel_bench --table-out=FILE (also kv_bench, sync_bench)"
+    if [ ${#failed[@]} -gt 0 ]; then
+      echo "== main FAILED:" >&2
+      printf '   %s\n' "${failed[@]}" >&2
+      exit 1
+    fi
     ;;
   test)
     install_deps; build

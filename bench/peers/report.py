@@ -2,10 +2,12 @@
 """Turns a peers_bench results file (CSV) into a markdown table of ratios and
 two PNG plots drawn by gnuplot.
 
-    bench/peers/report.py RESULTS.csv [--out-prefix PREFIX]
+    bench/peers/report.py RESULTS.csv [--out-prefix PREFIX] [--summary]
 
 writes PREFIX.md, PREFIX-throughput.png and PREFIX-roundtrip.png (PREFIX
-defaults to the results file without .csv). Ratios put sleet at 1.00:
+defaults to the results file without .csv) and prints their names; with
+--summary it prints one compact table of the ratios instead (what
+`tools/dev.sh main` shows). Ratios put sleet at 1.00:
 for throughput and the key-value store a ratio is peer rate / sleet rate
 (below 1.00: the peer is slower), for round trips it is peer time / sleet time
 (above 1.00: the peer is slower).
@@ -152,6 +154,59 @@ def markdown(meta, mechanisms, skipped, rows, plots):
     return "\n".join(out) + "\n"
 
 
+def short_value(unit, v):
+    if v is None:
+        return "failed"
+    if unit == "ns":
+        return f"{v / 1e6:.3g}ms" if v >= 1e6 else f"{v / 1e3:.3g}us" if v >= 1e3 else f"{v:.0f}ns"
+    return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k"
+
+
+def summary(meta, skipped, rows):
+    """One compact table for a terminal: a row per mechanism, a column per
+    workload and payload; sleet's row holds its values, the others ratios."""
+    cols = [("throughput", p) for p in PAYLOADS] + [("roundtrip", p) for p in PAYLOADS]
+    cols += [("kv_get", None), ("kv_set", None)]  # three groups: 4, 4, 2 columns
+    mechs = order({r["mechanism"] for r in rows})
+
+    def cell(m, workload, payload):
+        hit = [r for r in rows if r["mechanism"] == m and r["workload"] == workload
+               and (payload is None or r["payload_bytes"] == payload)]
+        if not hit:
+            return "-"
+        r = hit[0]
+        if r["value"] is None:
+            return "failed"
+        if m == "sleet" or r["ratio_vs_sleet"] is None:
+            return short_value(r["unit"], r["value"])
+        return fmt_ratio(r["ratio_vs_sleet"])
+
+    grid = [[m] + [cell(m, w, p) for w, p in cols] for m in mechs]
+    width = max(7, *(len(c) for g in grid for c in g[1:]))
+    name_w = max(len("mechanism"), *(len(m) for m in mechs))
+    groups = [("one-way throughput, msgs/s", 4), ("round trip, mean", 4), ("kv ops/s", 2)]
+    block_w = [n * (width + 1) - 1 for _, n in groups]
+
+    def line(first, cs):
+        blocks, i = [], 0
+        for _, n in groups:
+            blocks.append(" ".join(c.rjust(width) for c in cs[i:i + n]))
+            i += n
+        return (first.ljust(name_w) + " " + " | ".join(blocks)).rstrip()
+
+    head = " " * (name_w + 1) + "   ".join(t.center(w) for (t, _), w in zip(groups, block_w))
+    out = [f"Peers ({meta.get('mode', '?')}): sleet's row = its values, other cells = peer / sleet, same round;",
+           "throughput and kv: below 1 = slower than sleet; round trip (time): above 1 = slower than sleet.",
+           head.rstrip(), line("mechanism", [f"{p} B" for p in PAYLOADS] * 2 + ["get", "set"])]
+    out += [line(g[0], g[1:]) for g in grid]
+    for m, why in skipped.items():
+        out.append(f"skipped {m}: {why}")
+    for r in rows:
+        if r["status"] != "ok":
+            out.append(f"failed: {r['mechanism']} {r['workload']} {r['payload_bytes']} B: {r['status']}")
+    return "\n".join(out)
+
+
 def plot(rows, workload, png, title, ylabel):
     gnuplot = shutil.which("gnuplot")
     if gnuplot is None:
@@ -190,6 +245,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results")
     ap.add_argument("--out-prefix")
+    ap.add_argument("--summary", action="store_true", help="print one compact ratio table, not the file names")
     args = ap.parse_args()
     meta, mechanisms, skipped, rows = read_results(args.results)
     for i, m in enumerate(mechanisms):
@@ -205,7 +261,10 @@ def main():
         plots.append(("round trip vs payload", png))
     with open(f"{prefix}.md", "w") as f:
         f.write(markdown(meta, mechanisms, skipped, rows, plots))
-    print(f"{prefix}.md" + "".join(f", {p}" for _, p in plots))
+    if args.summary:
+        print(summary(meta, skipped, rows))
+    else:
+        print(f"{prefix}.md" + "".join(f", {p}" for _, p in plots))
 
 
 if __name__ == "__main__":

@@ -113,17 +113,20 @@ struct TargetStatus {
   std::string error;           // why it failed
 };
 
+// Every member has an initializer ({}), so designated initializers that
+// name only some members ({.handle_signals = false}) leave the rest empty
+// without a -Wmissing-field-initializers warning.
 struct ProcessHooks {
-  std::function<void(const std::string& name)> before_start;
-  std::function<void(const std::string& name, int pid)> after_start;
-  std::function<void(const std::string& name)> before_shutdown;  // before stop() kills it
-  std::function<void(const std::string& name)> before_restart;   // restart(), a request, or the policy
+  std::function<void(const std::string& name)> before_start{};
+  std::function<void(const std::string& name, int pid)> after_start{};
+  std::function<void(const std::string& name)> before_shutdown{};  // before stop() kills it
+  std::function<void(const std::string& name)> before_restart{};   // restart(), a request, or the policy
 };
 
 struct ManagerOptions {
   bool handle_signals = true;  // SIGINT/SIGTERM stop everything (see above)
   bool exit_on_signal = true;  // ... and then end the process by that signal
-  ProcessHooks hooks;
+  ProcessHooks hooks{};
 };
 
 class ProcessManager {

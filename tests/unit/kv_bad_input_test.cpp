@@ -167,7 +167,7 @@ TEST_CASE("KvStore bad input: type mismatch names the key and both types", "[kv]
   CHECK_FALSE(called);
   CHECK(kv.get<std::string>("greeting") == "hello");
   // The store still works for the right type, and the lock was released.
-  kv.update<std::string>("greeting", [](std::optional<std::string> s) { return *s + "!"; });
+  kv.update<std::string>("greeting", [](std::optional<std::string> s) { return s.value() + "!"; });
   CHECK(kv.get<std::string>("greeting") == "hello!");
   // KvEntry::as names the key and both types.
   for (const auto& e : kv.snapshot()) {
