@@ -69,6 +69,7 @@
 #include <mqueue.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -904,7 +905,7 @@ class LmdbStore {
 };
 #endif
 
-// --- Redis
+// --- servers this program starts (redis-server, iox-roudi)
 
 std::string find_program(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -918,11 +919,90 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-#if SLEET_PEERS_HAVE_HIREDIS
+// A peer that cannot run on this machine (its server is missing or will not
+// start): its rows are skipped with this message, not failed.
 struct NotAvailable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A server process this program forks and execs. It dies with the benchmark
+// (PR_SET_PDEATHSIG with the signal start() is given), is listed in g_cleanup
+// so that the signal handler kills it, and stop() ends it: SIGTERM, then
+// SIGKILL after the grace period. Only the process that started it stops it.
+class ServerProcess {
+ public:
+  ServerProcess() = default;
+  ~ServerProcess() { stop(std::chrono::milliseconds(0)); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // args[0] is the name the program sees; output: a file for its stdout and
+  // stderr ("" for /dev/null).
+  void start(const std::string& exe, const std::vector<std::string>& args, const std::string& output,
+             int death_signal) {
+    stop(std::chrono::milliseconds(0));
+    std::vector<char*> argv;  // built before the fork: the child only makes system calls
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const char* out = output.empty() ? "/dev/null" : output.c_str();
+    std::fflush(nullptr);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) {
+      pid_ = 0;
+      throw std::runtime_error(sys_error("fork"));
+    }
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, death_signal);  // never outlive the benchmark
+      if (::getppid() != parent) ::_exit(3);
+      const int null = ::open("/dev/null", O_RDWR);
+      const int log = ::open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(null, 0);
+      ::dup2(log >= 0 ? log : null, 1);
+      ::dup2(log >= 0 ? log : null, 2);
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(127);
+    }
+    owner_ = parent;
+    slot_ = g_cleanup.add_server(pid_);
+  }
+  // False once it has exited (it is reaped then).
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    forget();
+    return false;
+  }
+  void stop(std::chrono::milliseconds grace) noexcept {
+    if (pid_ <= 0 || ::getpid() != owner_) return;
+    ::kill(pid_, SIGTERM);
+    const std::int64_t limit = now_ns() + static_cast<std::int64_t>(grace.count()) * 1'000'000;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (now_ns() > limit) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      ::usleep(5'000);
+    }
+    forget();
+  }
+
+ private:
+  void forget() noexcept {
+    pid_ = 0;
+    g_cleanup.drop_server(std::exchange(slot_, -1));
+  }
+  pid_t pid_ = 0;
+  pid_t owner_ = 0;
+  int slot_ = -1;
+};
+
+// --- Redis
+
+#if SLEET_PEERS_HAVE_HIREDIS
 // A port the kernel had free a moment ago.
 int free_loopback_port() {
   Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -966,47 +1046,28 @@ class RedisServer {
     if (exe.empty()) throw NotAvailable("redis-server not found (Debian package redis-server)");
     for (int attempt = 0; attempt < 3; ++attempt) {  // the port may be taken in between
       port_ = free_loopback_port();
-      start(exe);
+      server_.start(exe,
+                    {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--dir", "/tmp",
+                     "--databases", "1", "--loglevel", "warning"},
+                    "", SIGKILL);
       if (wait_ready()) return;
-      stop();
+      server_.stop(kStopGrace);
     }
     throw std::runtime_error("redis-server did not answer on 127.0.0.1 within 5 s (3 tries)");
   }
-  ~RedisServer() { stop(); }
+  ~RedisServer() { server_.stop(kStopGrace); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
   int port() const noexcept { return port_; }
 
  private:
-  void start(const std::string& exe) {
-    const std::string port = std::to_string(port_);
-    std::fflush(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error(sys_error("fork"));
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
-      if (::getppid() != parent) ::_exit(3);
-      const int null = ::open("/dev/null", O_RDWR);
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execl(exe.c_str(), "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--dir", "/tmp",
-              "--databases", "1", "--loglevel", "warning", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    g_cleanup.set_server(pid_);
-  }
+  static constexpr std::chrono::milliseconds kStopGrace{3000};  // it has nothing to save
+
   bool wait_ready() {
     const std::int64_t limit = now_ns() + 5'000'000'000;
     while (now_ns() < limit) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;  // exited (port taken?)
-        g_cleanup.set_server(0);
-        return false;
-      }
+      if (!server_.running()) return false;  // exited (port taken?)
       if (RedisContext c = redis_connect(port_)) {
         RedisReply r(static_cast<redisReply*>(redisCommand(c.get(), "PING")), &freeReplyObject);
         if (r && r->type == REDIS_REPLY_STATUS) return true;
@@ -1015,24 +1076,8 @@ class RedisServer {
     }
     return false;
   }
-  void stop() noexcept {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const std::int64_t limit = now_ns() + 3'000'000'000;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (now_ns() > limit) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      ::usleep(5'000);
-    }
-    pid_ = 0;
-    g_cleanup.set_server(0);
-  }
 
-  pid_t pid_ = 0;
+  ServerProcess server_;
   int port_ = 0;
 };
 
