@@ -34,6 +34,25 @@
 //   boost-mq       boost::interprocess::message_queue, 1024 messages.
 //   zeromq         ipc:// PUSH/PULL (throughput), PAIR (round trips); one
 //                  context (one I/O thread) per process.
+//   iceoryx        iceoryx 2 UntypedPublisher/UntypedSubscriber through an
+//                  iox-roudi this program starts (its own config: pools of
+//                  128 B, 1, 4 and 16 KiB chunks) and stops at the end. One
+//                  topic each way, unique to the case; subscriber queue 256
+//                  (iceoryx's maximum) with BLOCK_PRODUCER and the publisher
+//                  WAIT_FOR_CONSUMER, so nothing is dropped and the counts
+//                  hold. Zero-copy, as iceoryx is meant to be used: the sender
+//                  stamps a loaned chunk in place and publishes it, the
+//                  receiver checks the chunk it took and releases it. So its
+//                  1 and 4 KiB rows copy no payload, where every other row
+//                  copies it (sleet twice: into the ring and out of it). The
+//                  receiver busy-polls take(). iceoryx-wait: the same, but
+//                  the receiver (both sides in round trips) sleeps in a
+//                  WaitSet on the subscriber's HAS_DATA state. Each side
+//                  initialises its runtime after the fork and deregisters
+//                  before it exits; setting up a case (RouDi connects the
+//                  ports) takes some 100 ms, outside the timed part. Short
+//                  runs understate it: a fresh process's first pass over
+//                  RouDi's memory is slow, so its rate rises with --seconds.
 //   lmdb           a fresh environment on tmpfs (/dev/shm), MDB_NOSYNC |
 //                  MDB_NOMETASYNC | MDB_WRITEMAP; a get is mdb_txn_renew +
 //                  mdb_get + mdb_txn_reset (it sees the latest commit, as a
@@ -50,10 +69,16 @@
 //   are pinned to different CPUs (--no-pin to let the scheduler place them).
 //
 // Cleanup
-//   Every name (sleet segment, message queue, socket file, LMDB directory)
-//   contains this process's pid, is removed by its owner's destructor and,
-//   on SIGINT/SIGTERM/SIGHUP, by a handler that also stops redis-server
-//   (which dies with this process anyway: PR_SET_PDEATHSIG).
+//   Every name (sleet segment, message queue, socket file, LMDB directory,
+//   iceoryx runtime) contains this process's pid, is removed by its owner's
+//   destructor and, on SIGINT/SIGTERM/SIGHUP, by a handler that also kills
+//   redis-server and iox-roudi (which die with this process anyway:
+//   PR_SET_PDEATHSIG) and removes the shared memory, socket and lock files
+//   RouDi made (/dev/shm/iceoryx_mgmt, /dev/shm/<group>, /tmp/roudi,
+//   /tmp/roudi.lock, /tmp/iox-unique-roudi.lock). RouDi uses fixed names,
+//   one RouDi a machine: if another one is running, ours will not start,
+//   the iceoryx rows are skipped with a note and nothing of the other one's
+//   is touched.
 //
 // Flags
 //   --quick          1 round of 0.04 s per case (a few seconds in all)
@@ -201,9 +226,9 @@ class ScopedName {
   int slot_;
 };
 
-// A path that another program (a server this one started) created: removed
-// when the scope ends, and by the signal handler until then. Unlike
-// ScopedName it is not removed first: it is already in use.
+// A path that another process makes (a server this one started, a library
+// in a forked side): removed when the scope ends, and by the signal handler
+// until then. Unlike ScopedName it is not removed first: it may be in use.
 class AdoptedPath {
  public:
   AdoptedPath(Cleanup::Kind kind, std::string path)
@@ -751,15 +776,20 @@ class IoxEnd {
   const void* held_ = nullptr;                  // recv(): taken, not yet released
 };
 
-// The names of one case, made in the parent: two runtime names (their socket
-// files under /tmp are removed at the end, in case a side could not) and an
-// instance name shared by the case's topics, so that no case meets a port
-// another case left behind.
+// The names of one case, made in the parent: two runtime names (a runtime
+// makes /tmp/<name>, its socket, and /tmp/<name>.lock; both are removed at
+// the end in case a side was killed before it could) and an instance name
+// shared by the case's topics, so that no case meets a port another case
+// left behind.
 template <std::size_t N, bool Wait>
 class IoxLink {
  public:
   IoxLink(std::size_t, Shape shape)
-      : shape_(shape), side0_(Cleanup::kUnlink, "/tmp/"), side1_(Cleanup::kUnlink, "/tmp/") {}
+      : shape_(shape),
+        side0_(Cleanup::kUnlink, "/tmp/"),
+        side1_(Cleanup::kUnlink, "/tmp/"),
+        lock0_(Cleanup::kUnlink, side0_.path() + ".lock"),
+        lock1_(Cleanup::kUnlink, side1_.path() + ".lock") {}
   // Topic "0to1" carries side 0 -> side 1, "1to0" the way back.
   IoxEnd<N, Wait> end(int side) const {
     using Topic = std::optional<iox::capro::ServiceDescription>;
@@ -773,6 +803,7 @@ class IoxLink {
  private:
   Shape shape_;
   ScopedName side0_, side1_;
+  AdoptedPath lock0_, lock1_;
 };
 template <std::size_t N>
 using IoxPollLink = IoxLink<N, false>;
@@ -1249,11 +1280,11 @@ class Roudi {
       if (!server_.running()) {
         // Typically another RouDi holds the machine's one lock: its files are
         // not ours, so none is removed.
-        throw NotAvailable("iox-roudi exited at start: " + last_line(log));
+        throw NotAvailable("iox-roudi exited at start: " + log_summary(log));
       }
       if (now_ns() > limit) {
         server_.stop(kRoudiStopGrace);
-        throw NotAvailable("iox-roudi not ready within 10 s: " + last_line(read_log()));
+        throw NotAvailable("iox-roudi not ready within 10 s: " + log_summary(read_log()));
       }
       ::usleep(10'000);
     }
@@ -1264,7 +1295,7 @@ class Roudi {
 
   // Throws if RouDi has died: a side would wait for it until its timeout.
   void check() {
-    if (!server_.running()) throw std::runtime_error("iox-roudi is not running: " + last_line(read_log()));
+    if (!server_.running()) throw std::runtime_error("iox-roudi is not running: " + log_summary(read_log()));
   }
 
  private:
@@ -1274,10 +1305,22 @@ class Roudi {
     s << in.rdbuf();
     return s.str();
   }
-  static std::string last_line(const std::string& log) {
+  // What went wrong, for a note: RouDi's first fatal or error line (e.g.
+  // "Could not acquire lock, is RouDi still running?"), else its last line;
+  // without the terminal colours.
+  static std::string log_summary(const std::string& log) {
+    std::string plain;
+    for (std::size_t i = 0; i < log.size(); ++i) {
+      if (log[i] == '\x1b') {  // ESC [ ... m
+        while (i < log.size() && log[i] != 'm') ++i;
+      } else {
+        plain += log[i];
+      }
+    }
     std::string line, last = "(no output)";
-    std::stringstream in(log);
+    std::stringstream in(plain);
     while (std::getline(in, line)) {
+      if (line.find("[ Fatal ]") != std::string::npos || line.find("[ Error ]") != std::string::npos) return line;
       if (!line.empty()) last = line;
     }
     return last;
