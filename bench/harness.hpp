@@ -156,8 +156,8 @@ inline MachineInfo machine_info() {
 
 // ---------------------------------------------------------------- cleanup
 
-// Names this process created and has not removed yet, and the pid of a
-// server it started. run() is async-signal-safe (unlink, rmdir, mq_unlink
+// Names this process created and has not removed yet, and the pids of the
+// servers it started (redis-server and iox-roudi may run at once). run() is async-signal-safe (unlink, rmdir, mq_unlink
 // and kill are system calls; the rest is plain copies) and does nothing in
 // a forked child.
 class Cleanup {
@@ -169,6 +169,7 @@ class Cleanup {
     kLmdbDir,   // an LMDB environment: data.mdb, lock.mdb, the directory
   };
   static constexpr int kSlots = 32;
+  static constexpr int kServerSlots = 4;  // one per kind of server a run may start
 
   int add(Kind kind, const std::string& path) noexcept {
     for (int i = 0; i < kSlots; ++i) {
@@ -184,12 +185,25 @@ class Cleanup {
   void drop(int slot) noexcept {
     if (slot >= 0) kind_[slot].store(kFree, std::memory_order_relaxed);
   }
-  void set_server(pid_t pid) noexcept { server_.store(pid, std::memory_order_relaxed); }
+  // A server's pid, killed by run(); -1 when every slot is taken.
+  int add_server(pid_t pid) noexcept {
+    for (int i = 0; i < kServerSlots; ++i) {
+      pid_t expected = 0;
+      // relaxed: a pid is one word, read whole or not at all by the handler.
+      if (server_[i].compare_exchange_strong(expected, pid, std::memory_order_relaxed)) return i;
+    }
+    return -1;
+  }
+  void drop_server(int slot) noexcept {
+    if (slot >= 0) server_[slot].store(0, std::memory_order_relaxed);
+  }
 
   void run() noexcept {
     if (::getpid() != owner_) return;
-    const pid_t server = server_.load(std::memory_order_relaxed);
-    if (server > 0) ::kill(server, SIGKILL);
+    for (const auto& slot : server_) {
+      const pid_t server = slot.load(std::memory_order_relaxed);
+      if (server > 0) ::kill(server, SIGKILL);
+    }
     for (int i = 0; i < kSlots; ++i) {
       // acquire: pairs with the release in add().
       const int kind = kind_[i].load(std::memory_order_acquire);
@@ -220,7 +234,7 @@ class Cleanup {
   pid_t owner_ = ::getpid();
   char path_[kSlots][256] = {};
   std::atomic<int> kind_[kSlots] = {};
-  std::atomic<pid_t> server_{0};
+  std::atomic<pid_t> server_[kServerSlots] = {};
 };
 
 // On SIGINT, SIGTERM or SIGHUP: cleanup.run(), then die of the signal.

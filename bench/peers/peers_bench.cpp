@@ -34,6 +34,25 @@
 //   boost-mq       boost::interprocess::message_queue, 1024 messages.
 //   zeromq         ipc:// PUSH/PULL (throughput), PAIR (round trips); one
 //                  context (one I/O thread) per process.
+//   iceoryx        iceoryx 2 UntypedPublisher/UntypedSubscriber through an
+//                  iox-roudi this program starts (its own config: pools of
+//                  128 B, 1, 4 and 16 KiB chunks) and stops at the end. One
+//                  topic each way, unique to the case; subscriber queue 256
+//                  (iceoryx's maximum) with BLOCK_PRODUCER and the publisher
+//                  WAIT_FOR_CONSUMER, so nothing is dropped and the counts
+//                  hold. Zero-copy, as iceoryx is meant to be used: the sender
+//                  stamps a loaned chunk in place and publishes it, the
+//                  receiver checks the chunk it took and releases it. So its
+//                  1 and 4 KiB rows copy no payload, where every other row
+//                  copies it (sleet twice: into the ring and out of it). The
+//                  receiver busy-polls take(). iceoryx-wait: the same, but
+//                  the receiver (both sides in round trips) sleeps in a
+//                  WaitSet on the subscriber's HAS_DATA state. Each side
+//                  initialises its runtime after the fork and deregisters
+//                  before it exits; setting up a case (RouDi connects the
+//                  ports) takes some 100 ms, outside the timed part. Short
+//                  runs understate it: a fresh process's first pass over
+//                  RouDi's memory is slow, so its rate rises with --seconds.
 //   lmdb           a fresh environment on tmpfs (/dev/shm), MDB_NOSYNC |
 //                  MDB_NOMETASYNC | MDB_WRITEMAP; a get is mdb_txn_renew +
 //                  mdb_get + mdb_txn_reset (it sees the latest commit, as a
@@ -50,10 +69,16 @@
 //   are pinned to different CPUs (--no-pin to let the scheduler place them).
 //
 // Cleanup
-//   Every name (sleet segment, message queue, socket file, LMDB directory)
-//   contains this process's pid, is removed by its owner's destructor and,
-//   on SIGINT/SIGTERM/SIGHUP, by a handler that also stops redis-server
-//   (which dies with this process anyway: PR_SET_PDEATHSIG).
+//   Every name (sleet segment, message queue, socket file, LMDB directory,
+//   iceoryx runtime) contains this process's pid, is removed by its owner's
+//   destructor and, on SIGINT/SIGTERM/SIGHUP, by a handler that also kills
+//   redis-server and iox-roudi (which die with this process anyway:
+//   PR_SET_PDEATHSIG) and removes the shared memory, socket and lock files
+//   RouDi made (/dev/shm/iceoryx_mgmt, /dev/shm/<group>, /tmp/roudi,
+//   /tmp/roudi.lock, /tmp/iox-unique-roudi.lock). RouDi uses fixed names,
+//   one RouDi a machine: if another one is running, ours will not start,
+//   the iceoryx rows are skipped with a note and nothing of the other one's
+//   is touched.
 //
 // Flags
 //   --quick          1 round of 0.04 s per case (a few seconds in all)
@@ -69,6 +94,7 @@
 #include <mqueue.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -95,6 +121,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -108,6 +135,13 @@
 #endif
 #if SLEET_PEERS_HAVE_ZMQ
 #include <zmq.h>
+#endif
+#if SLEET_PEERS_HAVE_ICEORYX
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
 #endif
 #if SLEET_PEERS_HAVE_LMDB
 #include <lmdb.h>
@@ -187,6 +221,28 @@ class ScopedName {
   void remove() const noexcept { Cleanup::remove(kind_, path_.c_str()); }
   static inline int counter_ = 0;
   std::string name_, path_;
+  Cleanup::Kind kind_;
+  pid_t owner_;
+  int slot_;
+};
+
+// A path that another process makes (a server this one started, a library
+// in a forked side): removed when the scope ends, and by the signal handler
+// until then. Unlike ScopedName it is not removed first: it may be in use.
+class AdoptedPath {
+ public:
+  AdoptedPath(Cleanup::Kind kind, std::string path)
+      : path_(std::move(path)), kind_(kind), owner_(::getpid()), slot_(g_cleanup.add(kind, path_)) {}
+  ~AdoptedPath() {
+    if (::getpid() != owner_) return;
+    Cleanup::remove(kind_, path_.c_str());
+    g_cleanup.drop(slot_);
+  }
+  AdoptedPath(const AdoptedPath&) = delete;
+  AdoptedPath& operator=(const AdoptedPath&) = delete;
+
+ private:
+  std::string path_;
   Cleanup::Kind kind_;
   pid_t owner_;
   int slot_;
@@ -580,6 +636,181 @@ class ZmqLink {
 };
 #endif
 
+// --- iceoryx publisher/subscriber
+
+#if SLEET_PEERS_HAVE_ICEORYX
+// A subscriber queue as deep as iceoryx allows (256 by default), so that a
+// blocked publisher is the exception, as with sleet's 1024-slot ring.
+constexpr std::uint64_t kIoxQueueCapacity = iox::MAX_SUBSCRIBER_QUEUE_CAPACITY;
+// How long a side waits for RouDi to connect its publisher and subscriber
+// (RouDi matches them in its discovery loop, every 100 ms or so).
+constexpr std::chrono::seconds kIoxConnectTimeout{5};
+constexpr std::chrono::milliseconds kIoxConnectPoll{1};
+
+// The iceoryx runtime of one forked side, registered with RouDi under a name
+// of its own. Made after the fork, never before: a runtime belongs to one
+// process. The runtime is a function-local static that only exit() would
+// destroy, and the runner's children end in _exit(); so the destructor
+// destroys it by hand, which deregisters the side from RouDi (its ports, its
+// socket file) as a normal exit would. Nothing touches it afterwards: the
+// process _exit()s.
+class IoxRuntime {
+ public:
+  explicit IoxRuntime(const std::string& name) {
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
+    (void)iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
+  }
+  ~IoxRuntime() { iox::runtime::PoshRuntime::getInstance().~PoshRuntime(); }
+  IoxRuntime(const IoxRuntime&) = delete;
+  IoxRuntime& operator=(const IoxRuntime&) = delete;
+};
+
+iox::capro::ServiceDescription iox_topic(const std::string& instance, const char* event) {
+  using iox::capro::IdString_t;
+  return {IdString_t("sleet-peers"), IdString_t(iox::cxx::TruncateToCapacity, instance.c_str()),
+          IdString_t(iox::cxx::TruncateToCapacity, event)};
+}
+
+template <class Ready>
+void iox_wait_until(Ready&& ready, const char* what) {
+  const auto limit = std::chrono::steady_clock::now() + kIoxConnectTimeout;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > limit) {
+      throw std::runtime_error(std::string("iceoryx: ") + what + " within 5 s (is RouDi running?)");
+    }
+    std::this_thread::sleep_for(kIoxConnectPoll);
+  }
+}
+
+// One side: a publisher (none on a one-way receiver) and a subscriber (none
+// on a one-way sender). Zero-copy, as iceoryx is meant to be used: tx() is a
+// chunk loaned from the shared pool, written in place and published; recv()
+// takes the next chunk and hands out its payload, released at the next
+// recv(). Wait false: recv() polls take(); Wait true: it sleeps in a WaitSet
+// attached to the subscriber's HAS_DATA state until data arrives.
+template <std::size_t N, bool Wait>
+class IoxEnd {
+ public:
+  IoxEnd(const std::string& runtime, const std::optional<iox::capro::ServiceDescription>& out,
+         const std::optional<iox::capro::ServiceDescription>& in)
+      : runtime_(runtime) {
+    if (out) {
+      iox::popo::PublisherOptions po;
+      po.historyCapacity = 0;
+      // Block, never drop, when the subscriber's queue is full: every
+      // message must arrive for the count and sequence checks.
+      po.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+      pub_.emplace(*out, po);
+    }
+    if (in) {
+      iox::popo::SubscriberOptions so;
+      so.queueCapacity = kIoxQueueCapacity;
+      so.historyRequest = 0;
+      so.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+      sub_.emplace(*in, so);
+      if constexpr (Wait) {
+        waitset_.emplace();
+        waitset_->attachState(*sub_, iox::popo::SubscriberState::HAS_DATA).or_else([](auto) {
+          throw std::runtime_error("iceoryx: cannot attach the subscriber to a WaitSet");
+        });
+      }
+    }
+    // A message published before RouDi has connected the two sides reaches
+    // nobody: both sides wait for the connection before the first one.
+    if (sub_) {
+      iox_wait_until([&] { return sub_->getSubscriptionState() == iox::SubscribeState::SUBSCRIBED; },
+                     "the subscriber was not connected");
+    }
+    if (pub_) iox_wait_until([&] { return pub_->hasSubscribers(); }, "the publisher found no subscriber");
+  }
+  ~IoxEnd() {
+    if (loaned_ != nullptr) pub_->release(loaned_);
+    if (held_ != nullptr) sub_->release(held_);
+  }
+  IoxEnd(const IoxEnd&) = delete;
+  IoxEnd& operator=(const IoxEnd&) = delete;
+
+  static constexpr std::size_t size() noexcept { return N; }
+  std::byte* tx() {
+    if (loaned_ == nullptr) {
+      auto chunk = pub_->loan(static_cast<std::uint32_t>(N), alignof(Msg<N>));
+      if (chunk.has_error()) {
+        throw std::runtime_error("iceoryx: loan failed (error " +
+                                 std::to_string(static_cast<int>(chunk.get_error())) + ")");
+      }
+      loaned_ = chunk.value();
+    }
+    return static_cast<std::byte*>(loaned_);
+  }
+  void send() {
+    (void)tx();  // a send without a tx() first publishes a fresh chunk
+    pub_->publish(std::exchange(loaned_, nullptr));
+  }
+  const std::byte* recv() {
+    if (held_ != nullptr) sub_->release(std::exchange(held_, nullptr));
+    for (;;) {
+      auto chunk = sub_->take();
+      if (!chunk.has_error()) {
+        held_ = chunk.value();
+        return static_cast<const std::byte*>(held_);
+      }
+      if (chunk.get_error() != iox::popo::ChunkReceiveResult::NO_CHUNK_AVAILABLE) {
+        throw std::runtime_error("iceoryx: take failed (error " +
+                                 std::to_string(static_cast<int>(chunk.get_error())) + ")");
+      }
+      if constexpr (Wait) {
+        (void)waitset_->wait();  // returns while HAS_DATA holds, or on a spurious wake-up
+      } else {
+        cpu_pause();
+      }
+    }
+  }
+
+ private:
+  // Declared first: made first, destroyed last, after the ports.
+  IoxRuntime runtime_;
+  std::optional<iox::popo::UntypedPublisher> pub_;
+  std::optional<iox::popo::UntypedSubscriber> sub_;
+  std::optional<iox::popo::WaitSet<>> waitset_;  // after sub_: detaches before sub_ goes
+  void* loaned_ = nullptr;                      // tx(): loaned, not yet published
+  const void* held_ = nullptr;                  // recv(): taken, not yet released
+};
+
+// The names of one case, made in the parent: two runtime names (a runtime
+// makes /tmp/<name>, its socket, and /tmp/<name>.lock; both are removed at
+// the end in case a side was killed before it could) and an instance name
+// shared by the case's topics, so that no case meets a port another case
+// left behind.
+template <std::size_t N, bool Wait>
+class IoxLink {
+ public:
+  IoxLink(std::size_t, Shape shape)
+      : shape_(shape),
+        side0_(Cleanup::kUnlink, "/tmp/"),
+        side1_(Cleanup::kUnlink, "/tmp/"),
+        lock0_(Cleanup::kUnlink, side0_.path() + ".lock"),
+        lock1_(Cleanup::kUnlink, side1_.path() + ".lock") {}
+  // Topic "0to1" carries side 0 -> side 1, "1to0" the way back.
+  IoxEnd<N, Wait> end(int side) const {
+    using Topic = std::optional<iox::capro::ServiceDescription>;
+    const std::string& instance = side0_.name();
+    const Topic there = iox_topic(instance, "0to1");
+    const Topic back = shape_ == Shape::pingpong ? iox_topic(instance, "1to0") : Topic();
+    if (side == 0) return IoxEnd<N, Wait>(side0_.name(), there, back);
+    return IoxEnd<N, Wait>(side1_.name(), back, there);
+  }
+
+ private:
+  Shape shape_;
+  ScopedName side0_, side1_;
+  AdoptedPath lock0_, lock1_;
+};
+template <std::size_t N>
+using IoxPollLink = IoxLink<N, false>;
+template <std::size_t N>
+using IoxWaitLink = IoxLink<N, true>;
+#endif
+
 // ------------------------------------------------------------- workloads
 
 struct CaseOptions {
@@ -904,7 +1135,7 @@ class LmdbStore {
 };
 #endif
 
-// --- Redis
+// --- servers this program starts (redis-server, iox-roudi)
 
 std::string find_program(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -918,11 +1149,206 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-#if SLEET_PEERS_HAVE_HIREDIS
+// A peer that cannot run on this machine (its server is missing or will not
+// start): its rows are skipped with this message, not failed.
 struct NotAvailable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A server process this program forks and execs. It dies with the benchmark
+// (PR_SET_PDEATHSIG with the signal start() is given), is listed in g_cleanup
+// so that the signal handler kills it, and stop() ends it: SIGTERM, then
+// SIGKILL after the grace period. Only the process that started it stops it.
+class ServerProcess {
+ public:
+  ServerProcess() = default;
+  ~ServerProcess() { stop(std::chrono::milliseconds(0)); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // args[0] is the name the program sees; output: a file for its stdout and
+  // stderr ("" for /dev/null).
+  void start(const std::string& exe, const std::vector<std::string>& args, const std::string& output,
+             int death_signal) {
+    stop(std::chrono::milliseconds(0));
+    std::vector<char*> argv;  // built before the fork: the child only makes system calls
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const char* out = output.empty() ? "/dev/null" : output.c_str();
+    std::fflush(nullptr);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) {
+      pid_ = 0;
+      throw std::runtime_error(sys_error("fork"));
+    }
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, death_signal);  // never outlive the benchmark
+      if (::getppid() != parent) ::_exit(3);
+      const int null = ::open("/dev/null", O_RDWR);
+      const int log = ::open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(null, 0);
+      ::dup2(log >= 0 ? log : null, 1);
+      ::dup2(log >= 0 ? log : null, 2);
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(127);
+    }
+    owner_ = parent;
+    slot_ = g_cleanup.add_server(pid_);
+  }
+  // False once it has exited (it is reaped then).
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    forget();
+    return false;
+  }
+  void stop(std::chrono::milliseconds grace) noexcept {
+    if (pid_ <= 0 || ::getpid() != owner_) return;
+    ::kill(pid_, SIGTERM);
+    const std::int64_t limit = now_ns() + static_cast<std::int64_t>(grace.count()) * 1'000'000;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (now_ns() > limit) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      ::usleep(5'000);
+    }
+    forget();
+  }
+
+ private:
+  void forget() noexcept {
+    pid_ = 0;
+    g_cleanup.drop_server(std::exchange(slot_, -1));
+  }
+  pid_t pid_ = 0;
+  pid_t owner_ = 0;
+  int slot_ = -1;
+};
+
+// --- iox-roudi
+
+#if SLEET_PEERS_HAVE_ICEORYX
+// RouDi's memory pools: a chunk of each pool holds a payload of `size`
+// bytes (RouDi adds its 40-byte chunk header). One case holds at most a full
+// subscriber queue (256) and a few loaned or taken chunks of one size at a
+// time; the counts leave room for a case whose ports RouDi has not reclaimed
+// yet. 24 MB in all.
+constexpr const char* kRoudiConfig =
+    "[general]\nversion = 1\n\n[[segment]]\n\n"
+    "[[segment.mempool]]\nsize = 128\ncount = 10000\n\n"    // 8 and 64 B payloads
+    "[[segment.mempool]]\nsize = 1024\ncount = 5000\n\n"    // 1 KiB
+    "[[segment.mempool]]\nsize = 4096\ncount = 2000\n\n"    // 4 KiB
+    "[[segment.mempool]]\nsize = 16384\ncount = 500\n";     // unused by the cases; headroom
+constexpr std::chrono::seconds kRoudiStartTimeout{10};
+// RouDi's own shutdown is quick when no application is registered; past
+// this it is killed and its files are removed here instead.
+constexpr std::chrono::milliseconds kRoudiStopGrace{5000};
+// The files RouDi 2.x makes outside /dev/shm; fixed names: one RouDi a machine.
+constexpr const char* kRoudiFiles[] = {"/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock"};
+
+// iceoryx's broker daemon, started by this program with its own config and
+// stopped at the end (SIGTERM: RouDi removes its shared memory, its socket
+// and its lock files itself). It gets SIGTERM too when the benchmark dies
+// (PR_SET_PDEATHSIG); the signal handler SIGKILLs it and removes what it
+// left. Monitoring is off ("-m off"): on two busy-polling CPUs a side's
+// keep-alive thread may starve and RouDi would then drop a live side; the
+// sides deregister themselves (IoxRuntime) instead.
+class Roudi {
+ public:
+  Roudi() : config_(Cleanup::kUnlink, "/tmp/", ".roudi.toml"), log_(Cleanup::kUnlink, "/tmp/", ".roudi.log") {
+    const std::string exe = find_program("iox-roudi");
+    if (exe.empty()) throw NotAvailable("iox-roudi not found (Debian package iceoryx)");
+    {
+      std::ofstream out(config_.path());
+      out << kRoudiConfig;
+      if (!out.flush()) throw NotAvailable(sys_error("cannot write " + config_.path()));
+    }
+    server_.start(exe, {"iox-roudi", "-c", config_.path(), "-l", "info", "-m", "off", "-k", "1"}, log_.path(),
+                  SIGTERM);
+    const std::int64_t limit = now_ns() + std::chrono::nanoseconds(kRoudiStartTimeout).count();
+    for (;;) {
+      const std::string log = read_log();
+      if (log.find("RouDi is ready for clients") != std::string::npos) {
+        adopt_files(log);
+        return;
+      }
+      if (!server_.running()) {
+        // Typically another RouDi holds the machine's one lock: its files are
+        // not ours, so none is removed.
+        throw NotAvailable("iox-roudi exited at start: " + log_summary(log));
+      }
+      if (now_ns() > limit) {
+        server_.stop(kRoudiStopGrace);
+        throw NotAvailable("iox-roudi not ready within 10 s: " + log_summary(read_log()));
+      }
+      ::usleep(10'000);
+    }
+  }
+  ~Roudi() { server_.stop(kRoudiStopGrace); }  // then files_ removes what it left
+  Roudi(const Roudi&) = delete;
+  Roudi& operator=(const Roudi&) = delete;
+
+  // Throws if RouDi has died: a side would wait for it until its timeout.
+  void check() {
+    if (!server_.running()) throw std::runtime_error("iox-roudi is not running: " + log_summary(read_log()));
+  }
+
+ private:
+  std::string read_log() const {
+    std::ifstream in(log_.path());
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  // What went wrong, for a note: RouDi's first fatal or error line (e.g.
+  // "Could not acquire lock, is RouDi still running?"), else its last line;
+  // without the terminal colours.
+  static std::string log_summary(const std::string& log) {
+    std::string plain;
+    for (std::size_t i = 0; i < log.size(); ++i) {
+      if (log[i] == '\x1b') {  // ESC [ ... m
+        while (i < log.size() && log[i] != 'm') ++i;
+      } else {
+        plain += log[i];
+      }
+    }
+    std::string line, last = "(no output)";
+    std::stringstream in(plain);
+    while (std::getline(in, line)) {
+      if (line.find("[ Fatal ]") != std::string::npos || line.find("[ Error ]") != std::string::npos) return line;
+      if (!line.empty()) last = line;
+    }
+    return last;
+  }
+  // The shared memory RouDi names in its log ("... in the shared memory
+  // [iceoryx_mgmt]") and its fixed files: from now on ours to remove.
+  void adopt_files(const std::string& log) {
+    const std::string tag = "in the shared memory [";
+    for (std::size_t at = log.find(tag); at != std::string::npos; at = log.find(tag, at + 1)) {
+      const std::size_t from = at + tag.size(), to = log.find(']', from);
+      if (to == std::string::npos) break;
+      const std::string name = log.substr(from, to - from);
+      if (!name.empty() && name.find('/') == std::string::npos) {
+        files_.push_back(std::make_unique<AdoptedPath>(Cleanup::kUnlink, "/dev/shm/" + name));
+      }
+    }
+    for (const char* f : kRoudiFiles) files_.push_back(std::make_unique<AdoptedPath>(Cleanup::kUnlink, f));
+  }
+
+  ScopedName config_, log_;
+  std::vector<std::unique_ptr<AdoptedPath>> files_;  // declared before server_: removed after it stopped
+  ServerProcess server_;
+};
+#endif
+
+// --- Redis
+
+#if SLEET_PEERS_HAVE_HIREDIS
 // A port the kernel had free a moment ago.
 int free_loopback_port() {
   Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -966,47 +1392,28 @@ class RedisServer {
     if (exe.empty()) throw NotAvailable("redis-server not found (Debian package redis-server)");
     for (int attempt = 0; attempt < 3; ++attempt) {  // the port may be taken in between
       port_ = free_loopback_port();
-      start(exe);
+      server_.start(exe,
+                    {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--dir", "/tmp",
+                     "--databases", "1", "--loglevel", "warning"},
+                    "", SIGKILL);
       if (wait_ready()) return;
-      stop();
+      server_.stop(kStopGrace);
     }
     throw std::runtime_error("redis-server did not answer on 127.0.0.1 within 5 s (3 tries)");
   }
-  ~RedisServer() { stop(); }
+  ~RedisServer() { server_.stop(kStopGrace); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
   int port() const noexcept { return port_; }
 
  private:
-  void start(const std::string& exe) {
-    const std::string port = std::to_string(port_);
-    std::fflush(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error(sys_error("fork"));
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
-      if (::getppid() != parent) ::_exit(3);
-      const int null = ::open("/dev/null", O_RDWR);
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execl(exe.c_str(), "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--dir", "/tmp",
-              "--databases", "1", "--loglevel", "warning", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    g_cleanup.set_server(pid_);
-  }
+  static constexpr std::chrono::milliseconds kStopGrace{3000};  // it has nothing to save
+
   bool wait_ready() {
     const std::int64_t limit = now_ns() + 5'000'000'000;
     while (now_ns() < limit) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;  // exited (port taken?)
-        g_cleanup.set_server(0);
-        return false;
-      }
+      if (!server_.running()) return false;  // exited (port taken?)
       if (RedisContext c = redis_connect(port_)) {
         RedisReply r(static_cast<redisReply*>(redisCommand(c.get(), "PING")), &freeReplyObject);
         if (r && r->type == REDIS_REPLY_STATUS) return true;
@@ -1015,24 +1422,8 @@ class RedisServer {
     }
     return false;
   }
-  void stop() noexcept {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const std::int64_t limit = now_ns() + 3'000'000'000;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (now_ns() > limit) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      ::usleep(5'000);
-    }
-    pid_ = 0;
-    g_cleanup.set_server(0);
-  }
 
-  pid_t pid_ = 0;
+  ServerProcess server_;
   int port_ = 0;
 };
 
@@ -1192,7 +1583,17 @@ KvFn kv_of(std::function<std::unique_ptr<Store>()> make) {
   };
 }
 
-std::vector<Mechanism> mechanisms(std::function<int()> redis_port) {
+// A messaging function that first asks `before` (which may throw).
+MessagingFn after_check(std::function<void()> before, MessagingFn fn) {
+  return [before, fn](Shape shape, std::size_t n, const CaseOptions& o) {
+    before();
+    return fn(shape, n, o);
+  };
+}
+
+// redis_port(): the port of the redis-server (started on first use);
+// roudi_check(): throws if iox-roudi is not running.
+std::vector<Mechanism> mechanisms(std::function<int()> redis_port, std::function<void()> roudi_check) {
   std::vector<Mechanism> m;
   m.push_back({"sleet", "sleet Channel<T> spsc (capacity 1024, default spin) / Pipe<T> / KvStore", "",
                by_payload<SleetSpinLink>(), by_payload<SleetSpinLink>(), kv_of<SleetKvStore>([] {
@@ -1219,6 +1620,22 @@ std::vector<Mechanism> mechanisms(std::function<int()> redis_port) {
                messaging<ZmqLink>(), nullptr});
 #else
   m.push_back({"zeromq", "", "not built: libzmq not found (libzmq3-dev)", {}, {}, {}});
+#endif
+#if SLEET_PEERS_HAVE_ICEORYX
+  m.push_back({"iceoryx",
+               "iceoryx 2 untyped publisher/subscriber via iox-roudi, zero-copy loan+publish / take, "
+               "receiver polls take(); queue 256, BLOCK_PRODUCER",
+               "", after_check(roudi_check, by_payload<IoxPollLink>()),
+               after_check(roudi_check, by_payload<IoxPollLink>()), nullptr});
+  m.push_back({"iceoryx-wait",
+               "the same, receiver sleeps in a WaitSet on the subscriber's HAS_DATA state", "",
+               after_check(roudi_check, by_payload<IoxWaitLink>()),
+               after_check(roudi_check, by_payload<IoxWaitLink>()), nullptr});
+#else
+  (void)roudi_check;
+  for (const char* name : {"iceoryx", "iceoryx-wait"}) {
+    m.push_back({name, "", "not built: iceoryx not found (libiceoryx-posh-dev)", {}, {}, {}});
+  }
 #endif
 #if SLEET_PEERS_HAVE_LMDB
   m.push_back({"lmdb", "LMDB on tmpfs: txn_renew+get+txn_reset per get, one write txn per set", "", nullptr,
@@ -1476,10 +1893,35 @@ int run(int argc, char** argv) {
 #else
   auto redis_port = []() -> int { return 0; };
 #endif
-  std::vector<Mechanism> mechs = mechanisms(redis_port);
+#if SLEET_PEERS_HAVE_ICEORYX
+  std::optional<Roudi> roudi;
+  auto roudi_check = [&] {
+    if (!roudi) throw std::runtime_error("iox-roudi was not started");
+    roudi->check();
+  };
+#else
+  auto roudi_check = [] {};
+#endif
+  std::vector<Mechanism> mechs = mechanisms(redis_port, roudi_check);
   if (!g_settings.only.empty()) {
     std::erase_if(mechs, [](const Mechanism& m) { return !contains(g_settings.only, m.name); });
   }
+#if SLEET_PEERS_HAVE_ICEORYX
+  // RouDi first, once for the whole run: the iceoryx rows are skipped
+  // (with the reason as a note) when it will not start.
+  const auto is_iceoryx = [](const Mechanism& m) { return m.name.rfind("iceoryx", 0) == 0; };
+  if (std::any_of(mechs.begin(), mechs.end(),
+                  [&](const Mechanism& m) { return is_iceoryx(m) && m.missing.empty(); }) &&
+      (selected(Workload::throughput) || selected(Workload::roundtrip))) {
+    try {
+      roudi.emplace();
+    } catch (const std::exception& e) {
+      for (auto& m : mechs) {
+        if (is_iceoryx(m) && m.missing.empty()) m.missing = e.what();
+      }
+    }
+  }
+#endif
 #if SLEET_PEERS_HAVE_HIREDIS
   for (auto& m : mechs) {
     if (m.name == "redis" && find_program("redis-server").empty()) {
@@ -1540,6 +1982,9 @@ int run(int argc, char** argv) {
   }
 #if SLEET_PEERS_HAVE_HIREDIS
   redis.reset();  // stop the server before printing
+#endif
+#if SLEET_PEERS_HAVE_ICEORYX
+  roudi.reset();
 #endif
 
   print_tables(mechs, g_settings.payloads);
