@@ -58,6 +58,7 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -385,6 +386,39 @@ class ChannelEnd {
  private:
   Channel<Msg<N>> ch_;
   Msg<N> msg_{};
+};
+
+// send_batch()/receive_batch() in batches of kBatch: push() collects
+// messages and sends a full batch; pop() refills from one receive_batch()
+// (waiting with receive_batch_for() when nothing is queued). The stream
+// must be a multiple of kBatch messages (BM_Channel_Batch rounds it up).
+constexpr std::size_t kBatch = 64;
+class BatchEnd {
+ public:
+  explicit BatchEnd(const std::string& name) : ch_(Channel<Msg<8>>::open(name)) {}
+  void push(const Worker&, std::uint64_t v) {
+    out_[fill_++].seq = v;
+    if (fill_ == kBatch) {
+      ch_.send_batch(std::span<const Msg<8>>(out_.data(), kBatch));
+      fill_ = 0;
+    }
+  }
+  std::uint64_t pop(const Worker& w) {
+    for (std::uint32_t i = 1; next_ == got_; ++i) {
+      next_ = got_ = 0;
+      (void)ch_.receive_batch_for([this](const Msg<8>& m) { in_[got_++] = m.seq; }, kBatch,
+                                  std::chrono::milliseconds(100));
+      spin_wait(w, i, false);
+    }
+    return in_[next_++];
+  }
+
+ private:
+  Channel<Msg<8>> ch_;
+  std::array<Msg<8>, kBatch> out_{};
+  std::size_t fill_ = 0;
+  std::array<std::uint64_t, kBatch> in_{};
+  std::size_t next_ = 0, got_ = 0;
 };
 
 // A pipe (or two): write()/read() of whole N-byte messages.
@@ -818,6 +852,33 @@ void BM_Channel_Passive(benchmark::State& state, Topology topo) {
   futex.report(state);
 }
 
+// Batches of kBatch each way (BatchEnd); n and the warm-up rounded up to
+// whole batches.
+void BM_Channel_Batch(benchmark::State& state, Topology topo) {
+  FutexCounters futex;
+  run_batches(state, [&](std::int64_t n) {
+    const auto whole = [](std::int64_t k) {
+      return (k + static_cast<std::int64_t>(kBatch) - 1) / static_cast<std::int64_t>(kBatch) *
+             static_cast<std::int64_t>(kBatch);
+    };
+    n = whole(n);
+    ScopedName name("batch");
+    ChannelOptions opt;
+    opt.topology = topo;
+    auto ch = Channel<Msg<8>>::create(name.str(), opt);
+    Shared<Ctrl> c;
+    sleet::ChannelStats before{};
+    const Hooks hooks{[&] { before = ch.stats(), name.unlink(); }, [&] { ch.close(); }};
+    const double secs = stream_1x1(Mode::processes, *c, n, whole(warm_for(n, ch.capacity())), hooks,
+                                   [&](Worker&) { return BatchEnd(name.str()); });
+    check_sum(*c, sum_1_to(static_cast<std::uint64_t>(n)));
+    futex.add(before, ch.stats(), n);
+    return secs;
+  });
+  set_rates(state, 8);
+  futex.report(state);
+}
+
 template <Wait W>
 void BM_Channel_Mpmc2x2(benchmark::State& state, std::size_t capacity) {
   FutexCounters futex;
@@ -975,6 +1036,9 @@ std::string typed_row(Topology t) {
 std::string passive_row(Topology t) {
   return std::string("BM_Channel_Passive/") + (t == Topology::spsc ? "spsc" : "mpmc") + "/procs/8B";
 }
+std::string batch_row(Topology t) {
+  return std::string("BM_Channel_Batch/") + (t == Topology::spsc ? "spsc" : "mpmc") + "/procs/8B/64";
+}
 std::string mpmc2x2_row(Wait w) { return std::string("BM_Channel_Mpmc2x2/procs/") + to_string(w) + "/8B"; }
 // The same rows with atomic_queue's capacity (65536), for a like-for-like comparison.
 constexpr std::size_t kBigCapacity = 65536;
@@ -1045,6 +1109,7 @@ std::vector<Row> all_rows() {
     rows.push_back({tp_row(t, Mode::processes, Wait::block, 16),
                     [t](benchmark::State& s) { BM_Channel_Throughput<16, Wait::block>(s, t, Mode::processes, 0); }});
     rows.push_back({passive_row(t), [t](benchmark::State& s) { BM_Channel_Passive(s, t); }});
+    rows.push_back({batch_row(t), [t](benchmark::State& s) { BM_Channel_Batch(s, t); }});
   }
   rows.push_back({kPipeRtt, BM_Pipe_RoundTrip});
   rows.push_back({kBareRtt, BM_CacheLine_PingPong});
@@ -1062,7 +1127,8 @@ std::vector<std::vector<std::string>> target_groups() {
   return {
       {aq_spsc_row(Mode::threads), tp_row(Topology::spsc, Mode::processes, Wait::block, 8),
        tp_row(Topology::spsc, Mode::processes, Wait::spin, 8), pipe_row(Mode::processes, 8),
-       big(tp_row(Topology::spsc, Mode::processes, Wait::block, 8)), passive_row(Topology::spsc)},
+       big(tp_row(Topology::spsc, Mode::processes, Wait::block, 8)), passive_row(Topology::spsc),
+       batch_row(Topology::spsc)},
       {kBareRtt, rtt_row(Topology::spsc, "spin")},
       {kPipeRtt, rtt_row(Topology::spsc, "sleep")},
       {aq_mpmc_row(Mode::threads), mpmc2x2_row(Wait::block), big(mpmc2x2_row(Wait::block))},
@@ -1328,7 +1394,7 @@ std::string make_table() {
   };
   const std::vector<Target> targets = {
       {"spsc 8 B, 2 processes, send/receive vs atomic_queue SPSC (threads)", spsc8_block, aq_spsc, Metric::items, 0.6, true},
-      {"spsc send_batch/receive_batch of 64 vs atomic_queue SPSC (threads)", "", aq_spsc, Metric::items, 1.0, true},
+      {"spsc send_batch/receive_batch of 64 vs atomic_queue SPSC (threads)", batch_row(Topology::spsc), aq_spsc, Metric::items, 1.0, true},
       {"mpmc 8 B, 2+2 processes vs atomic_queue MPMC 2+2 threads", mpmc8, aq_mpmc, Metric::items, 1.0, true},
       {"std::string 64 B vs raw 64 B, spsc, 2 processes", str64, raw64, Metric::items, 0.7, true},
       {"spsc 4096 B, 2 processes vs memcpy 4096 B (bytes/s)", spsc4096, memcpy_row(4096), Metric::bytes, 0.5, true},

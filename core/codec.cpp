@@ -19,6 +19,12 @@ std::mutex& dispatcher_creation_mutex() {
   return m;
 }
 
+void throw_raw_size(std::string_view type, std::size_t size, std::size_t expected) {
+  throw Error(errc::decode_failed, "raw codec for '" + std::string(type) + "': record of " +
+                                       std::to_string(size) + " bytes, expected " +
+                                       std::to_string(expected));
+}
+
 void throw_decode_failed(std::string_view type, std::size_t size, std::string_view why) {
   throw Error(errc::decode_failed, "cereal codec for '" + readable_type_name(type) + "': record of " +
                                        std::to_string(size) + " bytes does not decode: " +

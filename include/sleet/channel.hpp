@@ -123,14 +123,14 @@ class Channel {
   // ---- sending ----
 
   // Blocks while the ring is full. Throws errc::closed, errc::too_large.
-  void send(const T& value) {
+  SLEET_INLINE void send(const T& value) {
     const detail::Poll p = end_.visit([&](auto& core, auto& port) {
       return detail::send_one(core, port, value, Wait::to(detail::kForever));
     });
     if (SLEET_UNLIKELY(p != detail::Poll::ready)) closed_error();
   }
   // False if the ring is full. Throws errc::closed, errc::too_large.
-  [[nodiscard]] bool try_send(const T& value) {
+  [[nodiscard]] SLEET_INLINE bool try_send(const T& value) {
     const detail::Poll p = end_.visit(
         [&](auto& core, auto& port) { return detail::send_one(core, port, value, Wait::no()); });
     if (SLEET_LIKELY(p == detail::Poll::ready)) return true;
@@ -192,14 +192,14 @@ class Channel {
 
   // Blocks while the ring is empty. Throws errc::closed once closed and
   // drained, errc::decode_failed, errc::wrong_mode in passive mode.
-  T receive() {
+  SLEET_INLINE T receive() {
     T out{};
     if (SLEET_UNLIKELY(receive_into(out, Wait::to(detail::kForever)) != detail::Poll::ready)) {
       closed_error();
     }
     return out;
   }
-  [[nodiscard]] std::optional<T> try_receive() {
+  [[nodiscard]] SLEET_INLINE std::optional<T> try_receive() {
     T out{};
     const detail::Poll p = receive_into(out, Wait::no());
     if (SLEET_UNLIKELY(p == detail::Poll::closed)) closed_error();
@@ -323,7 +323,7 @@ class Channel {
 
   [[noreturn]] void closed_error() const { end_.core().throw_closed(); }
 
-  detail::Poll receive_into(T& out, Wait wait) {
+  SLEET_INLINE detail::Poll receive_into(T& out, Wait wait) {
     enter_active();
     return end_.visit(
         [&](auto& core, auto& port) { return detail::receive_one(core, port, out, wait); });
@@ -352,7 +352,7 @@ class Channel {
     if (p == detail::Poll::empty && wait.kind == Wait::none) end_.core().count_full();
     return out;
   }
-  void enter_active() {
+  SLEET_INLINE void enter_active() {
     // relaxed: the mode is this object's own state; the CAS only keeps two
     // threads of one process from choosing different modes at once.
     std::uint8_t m = mode_.load(std::memory_order_relaxed);

@@ -53,10 +53,17 @@
 #include <type_traits>
 #include <vector>
 
+#include "sleet/detail/platform.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
 
 namespace sleet {
+
+namespace detail {
+// "raw codec for 'T': record of N bytes, expected M" (errc::decode_failed).
+[[noreturn]] SLEET_COLD void throw_raw_size(std::string_view type, std::size_t size,
+                                            std::size_t expected);
+}  // namespace detail
 
 template <class T, class Enable = void>
 struct Codec;  // no codec for this T (yet)
@@ -72,11 +79,7 @@ struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
     return sizeof(T);
   }
   static void decode(const std::byte* in, std::size_t size, T& out) {
-    if (size != sizeof(T)) {
-      throw Error(errc::decode_failed, "raw codec for '" + std::string(detail::type_name<T>()) +
-                                           "': record of " + std::to_string(size) +
-                                           " bytes, expected " + std::to_string(sizeof(T)));
-    }
+    if (SLEET_UNLIKELY(size != sizeof(T))) detail::throw_raw_size(detail::type_name<T>(), size, sizeof(T));
     std::memcpy(&out, in, sizeof(T));
   }
 };

@@ -58,7 +58,7 @@ class ChannelEnd {
   ChannelCore& core() noexcept { return core_; }
   const ChannelCore& core() const noexcept { return core_; }
   template <class F>
-  decltype(auto) visit(F&& f) {
+  SLEET_INLINE decltype(auto) visit(F&& f) {
     if (auto* s = std::get_if<SpscPort>(&port_)) return f(core_, *s);
     return f(core_, *std::get_if<MpmcPort>(&port_));
   }
@@ -92,7 +92,7 @@ struct Wait {
 };
 
 template <class Port>
-Poll claim_for(const ChannelCore& core, Port& port, std::uint32_t n, typename Port::Claim& c,
+SLEET_INLINE Poll claim_for(const ChannelCore& core, Port& port, std::uint32_t n, typename Port::Claim& c,
                Wait wait) {
   if (wait.kind == Wait::none) return port.try_claim(core, n, c);
   return port.claim_until(core, n, c, wait.deadline);
@@ -101,7 +101,7 @@ Poll claim_for(const ChannelCore& core, Port& port, std::uint32_t n, typename Po
 // Encodes `v` into a claim with room for `room` bytes; commits what it wrote
 // or aborts the claim (and throws) if it does not fit or the codec throws.
 template <class T, class Port>
-void encode_into(const ChannelCore& core, Port& port, const typename Port::Claim& c, const T& v,
+SLEET_INLINE void encode_into(const ChannelCore& core, Port& port, const typename Port::Claim& c, const T& v,
                  std::size_t room) {
   std::size_t n;
   try {
@@ -119,7 +119,7 @@ void encode_into(const ChannelCore& core, Port& port, const typename Port::Claim
 
 // Claims room for `v`, encodes and commits it; the caller publishes.
 template <class T, class Port>
-Poll put(const ChannelCore& core, Port& port, const T& v, Wait wait) {
+SLEET_INLINE Poll put(const ChannelCore& core, Port& port, const T& v, Wait wait) {
   using C = Codec<T>;
   typename Port::Claim c;
   const std::uint32_t max = core.max_message_size();
@@ -159,7 +159,7 @@ Poll put(const ChannelCore& core, Port& port, const T& v, Wait wait) {
 
 // One message: put() and publish().
 template <class T, class Port>
-Poll send_one(const ChannelCore& core, Port& port, const T& v, Wait wait) {
+SLEET_INLINE Poll send_one(const ChannelCore& core, Port& port, const T& v, Wait wait) {
   const Poll p = put(core, port, v, wait);
   if (SLEET_LIKELY(p == Poll::ready)) port.publish();
   return p;
@@ -205,7 +205,7 @@ std::size_t send_many(const ChannelCore& core, Port& port, std::span<const T> it
 // throws, so a bad record never blocks the ones behind it). The caller
 // releases.
 template <class T, class Port>
-void decode_record(const ChannelCore& core, Port& port, const typename Port::Record& r, T& out) {
+SLEET_INLINE void decode_record(const ChannelCore& core, Port& port, const typename Port::Record& r, T& out) {
   if (SLEET_UNLIKELY(Port::damaged(r))) {
     port.drop_damaged(r);
     core.throw_damaged("a record header is damaged (its length is out of bounds)");
@@ -224,7 +224,7 @@ void decode_record(const ChannelCore& core, Port& port, const typename Port::Rec
 }
 
 template <class Port, class Stop>
-Poll peek_for(const ChannelCore& core, Port& port, typename Port::Record& r, Wait wait,
+SLEET_INLINE Poll peek_for(const ChannelCore& core, Port& port, typename Port::Record& r, Wait wait,
               Stop&& stop) {
   switch (wait.kind) {
     case Wait::none: return port.try_peek(core, r);
@@ -240,7 +240,7 @@ struct NoStop {
 
 // One message into `out`.
 template <class T, class Port>
-Poll receive_one(const ChannelCore& core, Port& port, T& out, Wait wait) {
+SLEET_INLINE Poll receive_one(const ChannelCore& core, Port& port, T& out, Wait wait) {
   typename Port::Record r;
   const Poll p = peek_for(core, port, r, wait, NoStop{});
   if (p != Poll::ready) return p;

@@ -33,38 +33,46 @@ class MpmcPort {
 
   // ---- producers ----
 
-  Poll try_claim(const ChannelCore&, std::uint32_t, Claim& out) noexcept {
+  SLEET_INLINE Poll try_claim(const ChannelCore&, std::uint32_t, Claim& out) noexcept {
     out = ring_.claim();
     if (SLEET_LIKELY(out)) return Poll::ready;
     return out.closed ? Poll::closed : Poll::empty;
   }
-  Poll try_claim_in_place(const ChannelCore& core, std::uint32_t n, Claim& out) noexcept {
+  SLEET_INLINE Poll try_claim_in_place(const ChannelCore& core, std::uint32_t n, Claim& out) noexcept {
     return try_claim(core, n, out);
   }
-  Poll claim_until(const ChannelCore& core, std::uint32_t n, Claim& out, Deadline deadline) {
+  SLEET_INLINE Poll claim_until(const ChannelCore& core, std::uint32_t n, Claim& out,
+                                Deadline deadline) {
     if (deadline == kForever && ring_.looks_free()) {
       out = ring_.next_send_ticket();
       if (SLEET_UNLIKELY(!out)) return Poll::closed;
       if (SLEET_LIKELY(ring_.free_for(out))) return Poll::ready;
-      // The ticket is ours and must be used: wait for its slot alone.
-      core.count_full();
-      return block_on(
-          common_->space_ec, [&] { return ring_.free_for(out) ? Poll::ready : Poll::empty; },
-          core.spin(), kForever, common_->send_sleeps);
+      return wait_ticket(core, out);
     }
     const Poll p = try_claim(core, n, out);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
+    return wait_claim(core, n, out, deadline);
+  }
+  // The ticket is ours and must be used: wait for its slot alone.
+  SLEET_NOINLINE Poll wait_ticket(const ChannelCore& core, Claim& out) {
+    core.count_full();
+      return block_on(
+          common_->space_ec, [&] { return ring_.free_for(out) ? Poll::ready : Poll::empty; },
+          core.spin(), kForever, common_->send_sleeps);
+  }
+  SLEET_NOINLINE Poll wait_claim(const ChannelCore& core, std::uint32_t n, Claim& out,
+                                 Deadline deadline) {
     core.count_full();
     return block_on(
         common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(), deadline,
         common_->send_sleeps);
   }
-  void commit(const Claim& c, std::uint32_t n) noexcept { ring_.commit(c, n); }
+  SLEET_INLINE void commit(const Claim& c, std::uint32_t n) noexcept { ring_.commit(c, n); }
   void abort(const Claim& c) noexcept {
     ring_.abort(c);
     ring_.publish();  // consumers asleep on the skipped slot move on
   }
-  void publish() noexcept { ring_.publish(); }
+  SLEET_INLINE void publish() noexcept { ring_.publish(); }
 
   // Loans: a claimed slot is below the final ticket, so it is delivered
   // even if close() began meanwhile (like a send in flight).
@@ -83,18 +91,22 @@ class MpmcPort {
 
   // ---- consumers ----
 
-  Poll try_peek(const ChannelCore&, Record& r) noexcept {
+  SLEET_INLINE Poll try_peek(const ChannelCore&, Record& r) noexcept {
     r = ring_.peek();
-    if (r) return Poll::ready;
+    if (SLEET_LIKELY(static_cast<bool>(r))) return Poll::ready;
     if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
     r = ring_.peek();  // sent before close
     if (r) return Poll::ready;
     return ring_.drained() ? Poll::closed : Poll::empty;
   }
   template <class Stop>
-  Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
+  SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
     const Poll p = try_peek(core, r);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
+    return wait_peek(core, r, deadline, stop);
+  }
+  template <class Stop>
+  SLEET_NOINLINE Poll wait_peek(const ChannelCore& core, Record& r, Deadline deadline, Stop& stop) {
     return block_on(
         common_->data_ec, [&] { return stop() ? Poll::closed : try_peek(core, r); }, core.spin(),
         deadline, common_->receive_sleeps);
@@ -128,8 +140,8 @@ class MpmcPort {
     ring_.consume(r);
     ring_.release();
   }
-  void consume(const Record& r) noexcept { ring_.consume(r); }
-  void release() noexcept { ring_.release(); }
+  SLEET_INLINE void consume(const Record& r) noexcept { ring_.consume(r); }
+  SLEET_INLINE void release() noexcept { ring_.release(); }
 
   void take_receiver_role(const ChannelCore&) noexcept {}
 

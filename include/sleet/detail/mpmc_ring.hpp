@@ -151,7 +151,7 @@ class MpmcRing {
 
   // A free slot, or an empty Claim if the ring is full or closed. A claim
   // must be committed or aborted: consumers wait for it.
-  [[nodiscard]] Claim claim() noexcept {
+  [[nodiscard]] SLEET_INLINE Claim claim() noexcept {
     // relaxed: a hint; the CAS below decides (and fails once the closed bit
     // is set, since the bit is part of the value it compares).
     std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
@@ -195,7 +195,7 @@ class MpmcRing {
   }
   // Finishes the claimed slot with `size` bytes of payload; it is visible
   // at once (no wake-up: publish()).
-  void commit(const Claim& cl, std::uint32_t size) noexcept {
+  SLEET_INLINE void commit(const Claim& cl, std::uint32_t size) noexcept {
     cl.slot->size = size;
     // release (2): the payload is complete before consumers see the slot;
     // pairs with the acquire (3) in peek().
@@ -203,7 +203,7 @@ class MpmcRing {
   }
   void abort(const Claim& cl) noexcept { commit(cl, kSkip); }
   // Ends a batch: wakes sleeping consumers.
-  void publish() noexcept { c_->common.data_ec.notify(); }
+  SLEET_INLINE void publish() noexcept { c_->common.data_ec.notify(); }
   [[nodiscard]] bool try_write(const void* p, std::uint32_t size) noexcept {
     const Claim cl = claim();
     if (!cl) return false;
@@ -225,7 +225,7 @@ class MpmcRing {
   };
 
   // The oldest published message, or an empty Take. Must be consumed.
-  [[nodiscard]] Take peek() noexcept {
+  [[nodiscard]] SLEET_INLINE Take peek() noexcept {
     // relaxed: a hint; the CAS below decides.
     std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
     for (;;) {
@@ -270,12 +270,12 @@ class MpmcRing {
     return checked(s, ticket);
   }
   // Frees the slot for the next lap (no wake-up: release()).
-  void consume(const Take& t) noexcept {
+  SLEET_INLINE void consume(const Take& t) noexcept {
     // release (4): we are done reading; pairs with the acquire (1).
     t.slot->seq.store(t.ticket + mask_ + 1, std::memory_order_release);
   }
   // Ends a batch: wakes sleeping producers.
-  void release() noexcept { c_->common.space_ec.notify(); }
+  SLEET_INLINE void release() noexcept { c_->common.space_ec.notify(); }
   // Copies the oldest message out if it fits in `capacity` bytes; one that
   // does not (or a damaged one) is consumed and refused.
   [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size) noexcept {

@@ -62,7 +62,7 @@ class SpscPort {
 
   // ---- producer ----
 
-  Poll try_claim(const ChannelCore& core, std::uint32_t n, Claim& out) {
+  SLEET_INLINE Poll try_claim(const ChannelCore& core, std::uint32_t n, Claim& out) {
     if (!enter_send(core)) return Poll::closed;
     out.ptr = ring_.claim(n);
     if (SLEET_LIKELY(out.ptr != nullptr)) return Poll::ready;
@@ -71,23 +71,28 @@ class SpscPort {
   }
   // Room for up to `max` bytes without a wrap, or Poll::empty (nothing
   // written, nothing counted): encoders that learn the size by encoding.
-  Poll try_claim_in_place(const ChannelCore& core, std::uint32_t max, Claim& out) {
+  SLEET_INLINE Poll try_claim_in_place(const ChannelCore& core, std::uint32_t max, Claim& out) {
     if (!enter_send(core)) return Poll::closed;
     out.ptr = ring_.claim_in_place(max);
     if (SLEET_LIKELY(out.ptr != nullptr)) return Poll::ready;
     if (!ring_.unpublished()) leave_send();
     return Poll::empty;
   }
-  Poll claim_until(const ChannelCore& core, std::uint32_t n, Claim& out, Deadline deadline) {
+  SLEET_INLINE Poll claim_until(const ChannelCore& core, std::uint32_t n, Claim& out,
+                                Deadline deadline) {
     const Poll p = try_claim(core, n, out);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
+    return wait_claim(core, n, out, deadline);
+  }
+  SLEET_NOINLINE Poll wait_claim(const ChannelCore& core, std::uint32_t n, Claim& out,
+                                 Deadline deadline) {
     core.count_full();
     if (ring_.unpublished()) publish();  // never sleep on records the consumer cannot see
     return block_on(
         common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(), deadline,
         common_->send_sleeps);
   }
-  void commit(const Claim&, std::uint32_t n) noexcept { ring_.commit(n); }
+  SLEET_INLINE void commit(const Claim&, std::uint32_t n) noexcept { ring_.commit(n); }
   void abort(const Claim&) noexcept {
     ring_.abort();
     // A padding record (or, in a batch, records committed before) is
@@ -98,7 +103,7 @@ class SpscPort {
       leave_send();
     }
   }
-  void publish() noexcept {
+  SLEET_INLINE void publish() noexcept {
     ring_.publish();
     leave_send();
   }
@@ -128,34 +133,38 @@ class SpscPort {
 
   // ---- consumer ----
 
-  Poll try_peek(const ChannelCore& core, Record& r) {
-    if (SLEET_UNLIKELY(token_pid(consumer_token_) != current_pid())) take_consumer(core);
-    if (ring_.peek(r)) return Poll::ready;
+  SLEET_INLINE Poll try_peek(const ChannelCore& core, Record& r) {
+    if (SLEET_UNLIKELY(consumer_pid_ != current_pid())) take_consumer(core);
+    if (SLEET_LIKELY(ring_.peek(r))) return Poll::ready;
     if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
     return ring_.peek(r) ? Poll::ready : Poll::closed;  // ready: sent before close
   }
   template <class Stop>
-  Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
+  SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
     const Poll p = try_peek(core, r);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
+    return wait_peek(core, r, deadline, stop);
+  }
+  template <class Stop>
+  SLEET_NOINLINE Poll wait_peek(const ChannelCore& core, Record& r, Deadline deadline, Stop& stop) {
     return block_on(
         common_->data_ec, [&] { return stop() ? Poll::closed : try_peek(core, r); }, core.spin(),
         deadline, common_->receive_sleeps);
   }
   // Blocks without a deadline or a stop condition.
-  Poll peek_forever(const ChannelCore& core, Record& r) {
+  SLEET_INLINE Poll peek_forever(const ChannelCore& core, Record& r) {
     return peek_until(core, r, kForever, [] { return false; });
   }
   static bool damaged(const Record& r) noexcept { return r.size() == SpscRing::kDamaged; }
   // A damaged header cannot be stepped over (its length is the damage): it
   // stays, and every receive reports it.
   void drop_damaged(const Record&) noexcept {}
-  void consume(const Record& r) noexcept { ring_.consume(r); }
-  void release() noexcept { ring_.release(); }
+  SLEET_INLINE void consume(const Record& r) noexcept { ring_.consume(r); }
+  SLEET_INLINE void release() noexcept { ring_.release(); }
 
   // Takes the consumer role now (errc::busy if a live object has it).
   void take_receiver_role(const ChannelCore& core) {
-    if (token_pid(consumer_token_) != current_pid()) take_consumer(core);
+    if (consumer_pid_ != current_pid()) take_consumer(core);
   }
 
   SpscRing& ring() noexcept { return ring_; }  // white-box tests
@@ -173,14 +182,8 @@ class SpscPort {
     return p;
   }
   // Opens the close bracket (if not open) and checks that sends are allowed.
-  bool enter_send(const ChannelCore& core) {
-    if (SLEET_UNLIKELY(producer_pid_ != current_pid())) {
-      if (loaned_) {
-        throw Error(errc::busy, core.label() + ": a Loan of this channel object is outstanding");
-      }
-      if (common_->refuses_sends()) return false;  // before asking for the role
-      take_producer(core);
-    }
+  SLEET_INLINE bool enter_send(const ChannelCore& core) {
+    if (SLEET_UNLIKELY(producer_pid_ != current_pid()) && !become_producer(core)) return false;
     if (!in_send_) {
       // relaxed: ordered by the fence below.
       ring_.control().in_send.store(1, std::memory_order_relaxed);
@@ -197,7 +200,17 @@ class SpscPort {
     }
     return true;
   }
-  void leave_send() noexcept {
+  // The slow half of enter_send(): a loan is out, or the role is not ours
+  // in this process yet. False if sends are refused.
+  SLEET_NOINLINE bool become_producer(const ChannelCore& core) {
+    if (loaned_) {
+      throw Error(errc::busy, core.label() + ": a Loan of this channel object is outstanding");
+    }
+    if (common_->refuses_sends()) return false;  // before asking for the role
+    take_producer(core);
+    return true;
+  }
+  SLEET_INLINE void leave_send() noexcept {
     if (!in_send_) return;
     // release: the batch is published before close() sees 0 (see the essay).
     ring_.control().in_send.store(0, std::memory_order_release);
@@ -209,8 +222,9 @@ class SpscPort {
     ring_.attach_producer();
     in_send_ = false;
   }
-  void take_consumer(const ChannelCore& core) {
+  SLEET_NOINLINE void take_consumer(const ChannelCore& core) {
     consumer_token_ = core.claim_role(ring_.control().consumer, "receiver");
+    consumer_pid_ = token_pid(consumer_token_);
     ring_.attach_consumer();
   }
   void swap(SpscPort& o) noexcept {
@@ -219,6 +233,7 @@ class SpscPort {
     std::swap(producer_token_, o.producer_token_);
     std::swap(consumer_token_, o.consumer_token_);
     std::swap(producer_pid_, o.producer_pid_);
+    std::swap(consumer_pid_, o.consumer_pid_);
     std::swap(in_send_, o.in_send_);
     std::swap(loaned_, o.loaned_);
   }
@@ -228,6 +243,7 @@ class SpscPort {
   std::uint64_t producer_token_ = 0;  // 0: role not held (pid 0 is never ours)
   std::uint64_t consumer_token_ = 0;
   int producer_pid_ = 0;  // the pid the role is held under; 0 while a loan is out
+  int consumer_pid_ = 0;
   bool in_send_ = false;  // the close bracket is open
   bool loaned_ = false;
 };

@@ -164,7 +164,7 @@ class SpscRing {
 
   // Space for a payload of exactly `size` bytes (at most max_message_size),
   // or nullptr if the ring is full. Follow with commit() or abort().
-  [[nodiscard]] std::byte* claim(std::uint32_t size) noexcept {
+  [[nodiscard]] SLEET_INLINE std::byte* claim(std::uint32_t size) noexcept {
     const std::uint64_t need = record_size(size);
     std::uint64_t pos = tail_ & mask_;
     const std::uint64_t to_end = bytes_ - pos;
@@ -186,7 +186,7 @@ class SpscRing {
   // nullptr if that needs a wrap or the ring lacks the room; never writes
   // anything. For encoders that learn the size by encoding: commit() the
   // size they wrote, which may be less.
-  [[nodiscard]] std::byte* claim_in_place(std::uint32_t size) noexcept {
+  [[nodiscard]] SLEET_INLINE std::byte* claim_in_place(std::uint32_t size) noexcept {
     const std::uint64_t need = record_size(size);
     const std::uint64_t pos = tail_ & mask_;
     if (need > bytes_ - pos || !has_room(need + kHeader)) return nullptr;
@@ -194,7 +194,7 @@ class SpscRing {
   }
   // Finishes the claimed record with `size` bytes (at most the claimed
   // size); it becomes visible at the next publish().
-  void commit(std::uint32_t size) noexcept {
+  SLEET_INLINE void commit(std::uint32_t size) noexcept {
     const std::uint64_t pos = tail_ & mask_;
     tail_ += record_size(size);
     // relaxed: published by the release (1) of this batch's first header.
@@ -206,7 +206,7 @@ class SpscRing {
   // record it wrote is, at the next publish(), and the consumer skips it).
   void abort() noexcept {}
   // Ends a batch: publishes everything committed and wakes a sleeping consumer.
-  void publish() noexcept {
+  SLEET_INLINE void publish() noexcept {
     if (SLEET_LIKELY(pending_)) {
       // release (1): the batch is complete before its first header is seen;
       // pairs with the acquire (2) in peek().
@@ -245,7 +245,7 @@ class SpscRing {
 
   // The oldest unread record, or false if none is published. A damaged
   // header gives a Record of size kDamaged, which must not be consumed.
-  [[nodiscard]] bool peek(Record& out) noexcept {
+  [[nodiscard]] SLEET_INLINE bool peek(Record& out) noexcept {
     for (unsigned pads = 0;; ++pads) {
       const std::uint64_t pos = head_ & mask_;
       // acquire (2): pairs with the producer's release (1).
@@ -266,13 +266,13 @@ class SpscRing {
     return true;
   }
   // Marks the peeked record read; its space returns at the next release().
-  void consume(const Record& r) noexcept {
+  SLEET_INLINE void consume(const Record& r) noexcept {
     head_ += record_size(r.length);
     ++received_;
   }
   // Ends a batch: returns the space of everything consumed and wakes a
   // sleeping producer.
-  void release() noexcept {
+  SLEET_INLINE void release() noexcept {
     c_->received.store(received_, std::memory_order_relaxed);  // relaxed: statistics
     // release (3): we are done reading; pairs with the acquire (4) in claim().
     c_->head.store(head_, std::memory_order_release);
@@ -306,7 +306,7 @@ class SpscRing {
   }
   // Room for `total` more bytes past tail; reloads head only when the cached
   // value says no.
-  bool has_room(std::uint64_t total) noexcept {
+  SLEET_INLINE bool has_room(std::uint64_t total) noexcept {
     if (SLEET_LIKELY(tail_ + total - cached_head_ <= bytes_)) return true;
     // acquire (4): pairs with the consumer's release (3); the bytes below
     // head are no longer read.
@@ -314,7 +314,7 @@ class SpscRing {
     return tail_ + total - cached_head_ <= bytes_;
   }
   // The first header of a batch is held back until publish().
-  void put_header(std::uint64_t pos, std::uint64_t size, std::uint32_t flags) noexcept {
+  SLEET_INLINE void put_header(std::uint64_t pos, std::uint64_t size, std::uint32_t flags) noexcept {
     const std::uint64_t word = static_cast<std::uint64_t>(flags) << 32 | size;
     if (!pending_) {
       pending_ = true;
