@@ -176,7 +176,7 @@ TEST_CASE("cli: ls --json shows every field of a channel and a kv store", "[cli]
     if (contains(l, "{\"name\":\"" + kv_name + "\"")) kv_line = l;
   }
   CHECK(contains(ch_line, "\"kind\":\"channel\",\"type\":\"" + kString +
-                              "\",\"layout_version\":2,\"size\":" +
+                              "\",\"layout_version\":" + std::to_string(sleet::detail::kLayoutVersion) + ",\"size\":" +
                               std::to_string(ch.base().segment().size()) +
                               ",\"permissions\":\"0600\",\"owner_uid\":" +
                               std::to_string(::getuid()) + ",\"created\":\""));
@@ -260,7 +260,7 @@ TEST_CASE("cli: stat shows the header and the futex counters", "[cli]") {
   CHECK(stat_field(r.out, "permissions") == "0640 (uid " + std::to_string(::getuid()) + ")");
   CHECK(stat_field(r.out, "creator") == "pid " + kPid + " (alive)");
   CHECK(stat_field(r.out, "users") == kPid);
-  CHECK(stat_field(r.out, "layout") == "version 2");
+  CHECK(stat_field(r.out, "layout") == "version " + std::to_string(sleet::detail::kLayoutVersion));
   CHECK(stat_field(r.out, "topology") == "mpmc");
   CHECK(stat_field(r.out, "capacity") == "16 messages of up to 100 bytes");
   CHECK(stat_field(r.out, "closed") == "no");

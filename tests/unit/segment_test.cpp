@@ -193,7 +193,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 2);
+  STATIC_REQUIRE(kLayoutVersion == 3);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
   STATIC_REQUIRE(kMaxUsers == 32);
@@ -259,6 +259,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   STATIC_REQUIRE(offsetof(MpmcControl, slots) == 0);
   STATIC_REQUIRE(offsetof(MpmcControl, stride) == 8);
   STATIC_REQUIRE(offsetof(MpmcControl, max_message_size) == 16);
+  STATIC_REQUIRE(offsetof(MpmcControl, final_ticket) == 24);
   STATIC_REQUIRE(offsetof(MpmcControl, common) == 128);
   STATIC_REQUIRE(offsetof(MpmcControl, enqueue_pos) == 640);
   STATIC_REQUIRE(offsetof(MpmcControl, dequeue_pos) == 768);
@@ -287,7 +288,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 2);                                          // layout version
+  CHECK(le32(8) == 3);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint

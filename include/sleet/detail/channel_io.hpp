@@ -280,7 +280,7 @@ Poll receive_many(const ChannelCore& core, Port& port, Fn& fn, std::size_t max, 
     decode_record(core, port, r, value);
     ++count;
     fn(static_cast<const T&>(value));
-    if (count == max || stop() || port.try_peek(core, r) != Poll::ready) break;
+    if (count == max || stop() || !port.peek_next(r)) break;
   }
   return Poll::ready;
 }

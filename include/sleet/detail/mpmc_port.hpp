@@ -99,6 +99,11 @@ class MpmcPort {
     if (r) return Poll::ready;
     return ring_.drained() ? Poll::closed : Poll::empty;
   }
+  // The next message of a batch whose first came from try_peek()/peek_until().
+  SLEET_INLINE bool peek_next(Record& r) noexcept {
+    r = ring_.peek();
+    return static_cast<bool>(r);
+  }
   template <class Stop>
   SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
     const Poll p = try_peek(core, r);

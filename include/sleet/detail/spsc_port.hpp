@@ -63,7 +63,9 @@ class SpscPort {
   // ---- producer ----
 
   SLEET_INLINE Poll try_claim(const ChannelCore& core, std::uint32_t n, Claim& out) {
-    if (!enter_send(core)) return Poll::closed;
+    // Inside an open bracket (the rest of a batch) role and close were
+    // checked when it opened; close() waits for the bracket.
+    if (!in_send_ && !enter_send(core)) return Poll::closed;
     out.ptr = ring_.claim(n);
     if (SLEET_LIKELY(out.ptr != nullptr)) return Poll::ready;
     if (!ring_.unpublished()) leave_send();
@@ -72,7 +74,7 @@ class SpscPort {
   // Room for up to `max` bytes without a wrap, or Poll::empty (nothing
   // written, nothing counted): encoders that learn the size by encoding.
   SLEET_INLINE Poll try_claim_in_place(const ChannelCore& core, std::uint32_t max, Claim& out) {
-    if (!enter_send(core)) return Poll::closed;
+    if (!in_send_ && !enter_send(core)) return Poll::closed;  // as in try_claim()
     out.ptr = ring_.claim_in_place(max);
     if (SLEET_LIKELY(out.ptr != nullptr)) return Poll::ready;
     if (!ring_.unpublished()) leave_send();
@@ -139,6 +141,8 @@ class SpscPort {
     if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
     return ring_.peek(r) ? Poll::ready : Poll::closed;  // ready: sent before close
   }
+  // The next record of a batch whose first came from try_peek()/peek_until().
+  SLEET_INLINE bool peek_next(Record& r) noexcept { return ring_.peek(r); }
   template <class Stop>
   SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
     const Poll p = try_peek(core, r);
