@@ -216,16 +216,20 @@ TEST_CASE("ipc batch: batches and loans cross processes exactly once", "[ipc][ba
   const auto cfg = GENERATE(values<Config>({{Topology::spsc, 1, 1},
                                             {Topology::mpmc, 1, 1},
                                             {Topology::mpmc, 2, 2}}));
+  // The default spin budget, and none: every empty or full ring then puts
+  // the waiting side to sleep on the futex.
+  const auto spin = GENERATE(values<std::chrono::nanoseconds>({sleet::kDefaultSpin, 0ns}));
   const int P = cfg.producers;
   const int R = cfg.consumers;
   const std::uint64_t total = scaled(200000, 2000);
   const std::uint64_t N = total / static_cast<std::uint64_t>(P);  // per producer
   INFO(topo_name(cfg.topology) << ' ' << P << " -> " << R << " processes, " << N
-                               << " messages per producer, capacity 256");
+                               << " messages per producer, capacity 256, spin " << spin.count()
+                               << " ns");
 
   const std::string name = unique_name("bxfer");
   Cleanup cleanup(name);
-  auto ch = Channel<Msg>::create(name, {.topology = cfg.topology, .capacity = 256});
+  auto ch = Channel<Msg>::create(name, {.topology = cfg.topology, .capacity = 256, .spin = spin});
   SharedMemory<Shared> sh;
   SharedMemory<std::uint8_t> seen(static_cast<std::size_t>(P) * N);
 
