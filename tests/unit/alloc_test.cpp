@@ -343,3 +343,169 @@ TEST_CASE("alloc: a corrupted length field does not make the receiver allocate w
     CHECK(largest < (std::size_t{1} << 20));
   }
 }
+
+// ---- loans and batches ----
+
+namespace {
+
+struct Tick {
+  std::uint64_t seq;
+  double price;
+  std::uint32_t qty;
+  std::uint32_t flags;
+  bool operator==(const Tick&) const = default;
+};
+
+}  // namespace
+
+TEST_CASE("alloc: steady-state loans allocate nothing", "[alloc][loan]") {
+  if (!counting_available()) return;
+  const Topology topo = GENERATE(Topology::spsc, Topology::mpmc);
+  INFO("topology " << (topo == Topology::spsc ? "spsc" : "mpmc"));
+  const auto name = st::unique_name("alloc.loan");
+  st::Cleanup cleanup(name);
+  auto tx = sleet::Channel<Tick>::create(name, {.topology = topo, .capacity = 64});
+  auto rx = sleet::Channel<Tick>::open(name);
+  for (std::uint64_t i = 0; i < 100; ++i) {  // warm-up
+    auto l = tx.loan();
+    l->seq = i;
+    l.commit();
+    REQUIRE(rx.try_receive().has_value());
+  }
+  std::size_t total = 0;
+  std::uint64_t committed = 0;
+  for (std::uint64_t i = 0; i < 10000; ++i) {
+    bool ok = true;
+    {
+      Counting c;
+      switch (i % 4) {
+        case 0: {
+          auto l = tx.loan();
+          *l = Tick{i, 1.5, 3, 0};
+          l.commit();
+          break;
+        }
+        case 1: {
+          auto l = tx.try_loan();
+          ok = l.has_value();
+          if (l) {
+            (*l)->seq = i;
+            l->commit();
+          }
+          break;
+        }
+        case 2: {
+          auto l = tx.loan_for(1s);
+          ok = l.has_value();
+          if (l) {
+            (*l)->seq = i;
+            l->commit();
+          }
+          break;
+        }
+        default: {
+          auto l = tx.loan();  // abandoned
+          l->seq = i;
+          break;
+        }
+      }
+      total += c.count();
+    }
+    REQUIRE(ok);
+    if (i % 4 != 3) ++committed;
+    if (i % 16 == 15) {
+      for (int k = 0; k < 12; ++k) REQUIRE(rx.try_receive().has_value());
+      REQUIRE_FALSE(rx.try_receive().has_value());
+    }
+  }
+  CHECK(committed == 7500);
+  CHECK(total == 0);
+}
+
+namespace {
+
+// 1000 rounds of send_batch (32 values) and receive_batch after a warm-up;
+// returns the allocations counted inside send_batch and receive_batch.
+template <class T>
+std::pair<std::size_t, std::size_t> batch_allocations(Topology topo, const std::vector<T>& values,
+                                                      std::size_t& receive_calls) {
+  const auto name = st::unique_name("alloc.batch");
+  st::Cleanup cleanup(name);
+  auto tx = sleet::Channel<T>::create(name, {.topology = topo, .capacity = 64});
+  auto rx = sleet::Channel<T>::open(name);
+  std::size_t seen = 0;
+  bool same = true;
+  auto check = [&](const T& v) {
+    same = same && v == values[seen % values.size()];
+    ++seen;
+  };
+  for (int i = 0; i < 10; ++i) {  // warm-up
+    tx.send_batch(values);
+    REQUIRE(rx.receive_batch(check) == values.size());
+  }
+  std::size_t sends = 0, receives = 0;
+  receive_calls = 0;
+  for (int i = 0; i < 1000; ++i) {
+    {
+      Counting c;
+      if (i % 2 == 0) {
+        tx.send_batch(values);
+      } else {
+        REQUIRE(tx.try_send_batch(values) == values.size());
+      }
+      sends += c.count();
+    }
+    std::size_t got = 0;
+    while (got < values.size()) {
+      Counting c;
+      // Various max: 32 in one call, or in pieces of 5.
+      got += rx.receive_batch(check, i % 3 == 0 ? 5 : values.size());
+      receives += c.count();
+      ++receive_calls;
+    }
+    REQUIRE(got == values.size());
+  }
+  CHECK(same);
+  CHECK(seen == 1010 * values.size());
+  return {sends, receives};
+}
+
+}  // namespace
+
+TEST_CASE("alloc: steady-state send_batch and receive_batch of int allocate nothing",
+          "[alloc][batch]") {
+  if (!counting_available()) return;
+  const Topology topo = GENERATE(Topology::spsc, Topology::mpmc);
+  INFO("topology " << (topo == Topology::spsc ? "spsc" : "mpmc"));
+  std::vector<int> values(32);
+  for (int i = 0; i < 32; ++i) values[i] = i * 31 - 5;
+  std::size_t calls = 0;
+  const auto [sends, receives] = batch_allocations(topo, values, calls);
+  CHECK(sends == 0);
+  CHECK(receives == 0);
+}
+
+TEST_CASE("alloc: steady-state send_batch and receive_batch of std::string", "[alloc][batch]") {
+  if (!counting_available()) return;
+  const Topology topo = GENERATE(Topology::spsc, Topology::mpmc);
+  INFO("topology " << (topo == Topology::spsc ? "spsc" : "mpmc"));
+  SECTION("short strings (in the small-string buffer): nothing at all") {
+    std::vector<std::string> values;
+    for (int i = 0; i < 32; ++i) values.push_back("m" + std::to_string(i * 7));
+    std::size_t calls = 0;
+    const auto [sends, receives] = batch_allocations(topo, values, calls);
+    CHECK(sends == 0);
+    CHECK(receives == 0);
+  }
+  SECTION("64-byte strings: nothing per message") {
+    std::vector<std::string> values;
+    for (int i = 0; i < 32; ++i) values.push_back(std::string(64, static_cast<char>('a' + i % 26)));
+    std::size_t calls = 0;
+    const auto [sends, receives] = batch_allocations(topo, values, calls);
+    CHECK(sends == 0);
+    // receive_batch decodes into one T per call: its buffer may be
+    // allocated once per call, never once per message.
+    INFO("receive allocations " << receives << " in " << calls << " calls");
+    CHECK(receives <= calls);
+  }
+}
