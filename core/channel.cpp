@@ -173,9 +173,16 @@ ChannelStats read_channel_stats(const std::byte* at) noexcept {
     // Once closed, fetch_add tickets that lost the race with the close move
     // the counter past the final ticket without sending anything.
     const std::uint64_t final_ticket = c.final_ticket.load(std::memory_order_relaxed);
-    s.sent = (e & MpmcRing::kClosedBit) && final_ticket != 0 ? final_ticket
-                                                            : e & ~MpmcRing::kClosedBit;
-    s.received = c.dequeue_pos.load(std::memory_order_relaxed);
+    const std::uint64_t tickets = (e & MpmcRing::kClosedBit) && final_ticket != 0
+                                      ? final_ticket
+                                      : e & ~MpmcRing::kClosedBit;
+    // Aborted claims took a ticket each and carry no message; a consumer
+    // that skipped one took its ticket too (until it does, received may
+    // read one low: a snapshot).
+    const std::uint64_t aborted = c.common.aborted.load(std::memory_order_relaxed);
+    s.sent = tickets > aborted ? tickets - aborted : 0;
+    const std::uint64_t taken = c.dequeue_pos.load(std::memory_order_relaxed);
+    s.received = taken > aborted ? taken - aborted : 0;
   }
   s.queued = s.sent > s.received ? s.sent - s.received : 0;
   const RingCommon& c = common_at(at);

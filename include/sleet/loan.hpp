@@ -37,13 +37,13 @@ class Loan {
  public:
   Loan() = default;
   Loan(Loan&& o) noexcept
-      : end_(std::exchange(o.end_, nullptr)), claim_(o.claim_), value_(o.value_) {}
+      : end_(std::exchange(o.end_, nullptr)), claim_(o.claim_), value_(std::exchange(o.value_, nullptr)) {}
   Loan& operator=(Loan&& o) noexcept {
     if (this != &o) {
       reset();
       end_ = std::exchange(o.end_, nullptr);
       claim_ = o.claim_;
-      value_ = o.value_;
+      value_ = std::exchange(o.value_, nullptr);
     }
     return *this;
   }
@@ -53,7 +53,7 @@ class Loan {
 
   T& operator*() const noexcept { return *value_; }
   T* operator->() const noexcept { return value_; }
-  T* get() const noexcept { return value_; }
+  T* get() const noexcept { return value_; }  // nullptr once committed, abandoned or moved from
   // True until commit() or abandonment.
   explicit operator bool() const noexcept { return end_ != nullptr; }
 
@@ -62,6 +62,7 @@ class Loan {
   void commit() {
     if (end_ == nullptr) throw Error(errc::invalid_argument, "sleet::Loan: commit() of an empty loan");
     detail::ChannelEnd* e = std::exchange(end_, nullptr);
+    value_ = nullptr;  // the space is the channel's again
     const bool ok = e->visit([&](auto& core, auto& port) {
       using Claim = typename std::remove_reference_t<decltype(port)>::Claim;
       return port.commit_loan(core, std::get<Claim>(claim_), sizeof(T));
@@ -71,6 +72,7 @@ class Loan {
   // Abandons the message now (as the destructor does).
   void reset() noexcept {
     if (end_ == nullptr) return;
+    value_ = nullptr;
     std::exchange(end_, nullptr)->visit([&](auto&, auto& port) {
       using Claim = typename std::remove_reference_t<decltype(port)>::Claim;
       port.abort_loan(std::get<Claim>(claim_));

@@ -234,6 +234,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   STATIC_REQUIRE(offsetof(RingCommon, times_full) == 384);
   STATIC_REQUIRE(offsetof(RingCommon, send_sleeps) == 392);
   STATIC_REQUIRE(offsetof(RingCommon, receive_sleeps) == 400);
+  STATIC_REQUIRE(offsetof(RingCommon, aborted) == 408);
   STATIC_REQUIRE(sizeof(ChannelConfig) == 128);
   STATIC_REQUIRE(offsetof(ChannelConfig, topology) == 0);
   STATIC_REQUIRE(offsetof(ChannelConfig, capacity) == 8);

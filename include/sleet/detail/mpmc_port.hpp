@@ -69,6 +69,8 @@ class MpmcPort {
   }
   SLEET_INLINE void commit(const Claim& c, std::uint32_t n) noexcept { ring_.commit(c, n); }
   void abort(const Claim& c) noexcept {
+    // relaxed: statistics (its ticket is in enqueue_pos; stats subtract it).
+    common_->aborted.fetch_add(1, std::memory_order_relaxed);
     ring_.abort(c);
     ring_.publish();  // consumers asleep on the skipped slot move on
   }

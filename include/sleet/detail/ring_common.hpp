@@ -4,7 +4,7 @@
 //   +0    closed (read-mostly line)
 //   +128  data_ec   receivers sleep here until something is published
 //   +256  space_ec  senders sleep here until space is released
-//   +384  counters written only on slow paths (full, sleeps)
+//   +384  counters written only on slow paths (full, sleeps, aborted claims)
 //
 // Closing is two-phase (ChannelCore::close()):
 //   kClosing  senders refuse from now on; a send already past its check may
@@ -41,6 +41,7 @@ struct RingCommon {
   alignas(kFalseSharing) std::atomic<std::uint64_t> times_full{0};
   std::atomic<std::uint64_t> send_sleeps{0};
   std::atomic<std::uint64_t> receive_sleeps{0};
+  std::atomic<std::uint64_t> aborted{0};  // mpmc claims given up (tickets that carry no message)
 
   // Senders: has close() begun?
   bool refuses_sends() const noexcept {
