@@ -170,11 +170,10 @@ ChannelStats read_channel_stats(const std::byte* at) noexcept {
   } else {
     const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
     const std::uint64_t e = c.enqueue_pos.load(std::memory_order_relaxed);
-    // Once closed, fetch_add tickets that lost the race with the close move
-    // the counter past the final ticket without sending anything.
+    // Once closed, the final ticket is what was sent.
     const std::uint64_t final_ticket = c.final_ticket.load(std::memory_order_relaxed);
     const std::uint64_t tickets = (e & MpmcRing::kClosedBit) && final_ticket != 0
-                                      ? final_ticket
+                                      ? final_ticket - 1  // stored plus one (mpmc_ring.hpp)
                                       : e & ~MpmcRing::kClosedBit;
     // Aborted claims took a ticket each and carry no message; a consumer
     // that skipped one took its ticket too (until it does, received may
@@ -304,7 +303,10 @@ void ChannelCore::close() noexcept {
   // release: everything published by sends that did not refuse is visible
   // to a receiver that sees kClosed; pairs with is_closed() (acquire).
   c.closed.store(kClosed, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // close is rare: take the full fence
+  // The wakes below are unconditional (notify_slow bumps the epoch whether
+  // or not anyone announced itself), so no store-load fence is needed: a
+  // waiter that read the epoch before the bump is woken, one that reads it
+  // after sees kClosed through the epoch's acquire.
   c.data_ec.notify_slow();
   c.space_ec.notify_slow();
 }

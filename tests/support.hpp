@@ -181,4 +181,23 @@ inline std::uint64_t mix(std::uint64_t x) {
   return x;
 }
 
+inline const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+
+// A message that proves itself: its producer, its sequence number and a
+// checksum of both (multi-process tests check every one).
+struct SeqMsg {
+  std::uint32_t producer;
+  std::uint32_t reserved;
+  std::uint64_t seq;
+  std::uint64_t check;
+};
+static_assert(sizeof(SeqMsg) == 24);
+inline std::uint64_t check_of(std::uint32_t producer, std::uint64_t seq) {
+  return mix((std::uint64_t{producer} << 40) ^ seq ^ 0x5EE7C0DEull);
+}
+inline SeqMsg make_msg(std::uint32_t producer, std::uint64_t seq) {
+  return SeqMsg{producer, 0, seq, check_of(producer, seq)};
+}
+inline bool intact(const SeqMsg& m) { return m.check == check_of(m.producer, m.seq); }
+
 }  // namespace sleet::test

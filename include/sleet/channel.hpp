@@ -339,6 +339,8 @@ class Channel {
     return n;
   }
   std::optional<Loan<T>> make_loan(Wait wait) {
+    // A user Codec<T> with fixed_size 0 escapes the check at open.
+    if (SLEET_UNLIKELY(sizeof(T) > end_.core().max_message_size())) end_.core().throw_too_large(sizeof(T));
     std::optional<Loan<T>> out;
     const detail::Poll p = end_.visit([&](auto& core, auto& port) {
       typename std::remove_reference_t<decltype(port)>::Claim c;

@@ -12,10 +12,12 @@
 //
 // A loan belongs to the Channel (or Pipe) object that made it and must not
 // outlive it or cross a move of it. On an spsc channel one loan may be out
-// at a time, and the object sends nothing else meanwhile (errc::busy). A
-// loan never delays close(): on spsc, a commit() after close began is
-// refused with errc::closed; on mpmc the claimed slot precedes the close
-// and is delivered.
+// at a time, and the object sends nothing else meanwhile (errc::busy); an
+// spsc loan never delays close(), and a commit() after close began is
+// refused with errc::closed. On mpmc a loan holds a ticket: receivers of
+// later tickets (and their report of closed) wait until it is committed or
+// abandoned, and a slot claimed before the close is delivered. Hold mpmc
+// loans briefly.
 #pragma once
 
 #include <new>

@@ -39,23 +39,11 @@ using sleet::test::unique_name;
 using sleet::test::wait_flag;
 using sleet::test::wait_until;
 
-struct Msg {
-  std::uint32_t producer;
-  std::uint32_t reserved;
-  std::uint64_t seq;
-  std::uint64_t check;
-};
-static_assert(sizeof(Msg) == 24);
-
-std::uint64_t check_of(std::uint32_t producer, std::uint64_t seq) {
-  return sleet::test::mix((std::uint64_t{producer} << 40) ^ seq ^ 0x5EE7C0DEull);
-}
-Msg make_msg(std::uint32_t producer, std::uint64_t seq) {
-  return Msg{producer, 0, seq, check_of(producer, seq)};
-}
-bool intact(const Msg& m) { return m.check == check_of(m.producer, m.seq); }
-
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using Msg = sleet::test::SeqMsg;
+using sleet::test::check_of;
+using sleet::test::intact;
+using sleet::test::make_msg;
+using sleet::test::topo_name;
 
 // Calls on_msg for each message until the channel is closed and drained.
 template <class OnMsg>

@@ -33,7 +33,7 @@ using sleet::test::Cleanup;
 using sleet::test::unique_name;
 using Clock = std::chrono::steady_clock;
 
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using sleet::test::topo_name;
 
 struct Point {
   std::int32_t x;

@@ -45,7 +45,7 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = 3000ms) {
   return true;
 }
 
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using sleet::test::topo_name;
 
 ChannelOptions opts(Topology t, std::size_t capacity) {
   ChannelOptions o;

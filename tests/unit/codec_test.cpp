@@ -87,7 +87,7 @@ using sleet::test::thrown_error;
 using sleet::test::contains;
 using sleet::test::tname;
 
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using sleet::test::topo_name;
 
 
 

@@ -49,7 +49,7 @@ Quote quote(std::uint64_t i) {
                static_cast<std::uint32_t>(i ^ 0xA5A5u), sleet::test::mix(i), ~i};
 }
 
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using sleet::test::topo_name;
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

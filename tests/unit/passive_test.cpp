@@ -31,7 +31,7 @@ namespace {
 using sleet::test::thrown_error;
 using sleet::test::contains;
 
-const char* topo_name(Topology t) { return t == Topology::spsc ? "spsc" : "mpmc"; }
+using sleet::test::topo_name;
 
 
 

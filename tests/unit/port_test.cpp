@@ -13,6 +13,7 @@
 #include <deque>
 #include <limits>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -838,4 +839,55 @@ TEST_CASE("port mpmc: a slot whose length fails its bound is decode_failed; the 
     tx.send(std::to_string(i));
     REQUIRE(rx.receive() == std::to_string(i));
   }
+}
+
+TEST_CASE("port mpmc: a receiver that skips an aborted slot wakes a sender asleep on a full ring",
+          "[port][mpmc][abort][wake]") {
+  // Two slots: a loan on each fills the ring; a sender with spin 0 sleeps.
+  // Abandoning the first loan and a try_receive (which skips its slot and
+  // finds the second still claimed) frees a slot: the sender must be woken.
+  const auto name = unique_name("port.skipwake");
+  Cleanup cleanup(name);
+  auto tx = Channel<std::uint64_t>::create(
+      name, {.topology = Topology::mpmc, .capacity = 2, .spin = std::chrono::nanoseconds(0)});
+  auto rx = Channel<std::uint64_t>::open(name);
+  auto first = tx.try_loan();
+  auto second = tx.try_loan();
+  REQUIRE(first);
+  REQUIRE(second);
+  REQUIRE_FALSE(tx.try_loan());
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    tx.send(7);
+    sent.store(true, std::memory_order_release);  // release: pairs with the acquire below
+  });
+  // The sender sleeps once the ring is still full after its first try.
+  REQUIRE(sleet::test::eventually([&] { return tx.stats().send_sleeps >= 1; }, std::chrono::milliseconds(5000)));
+  first->reset();
+  CHECK_FALSE(rx.try_receive());  // skips the aborted slot; the second is still claimed
+  const bool woke = sleet::test::eventually([&] { return sent.load(std::memory_order_acquire); }, std::chrono::milliseconds(2000));
+  CHECK(woke);
+  **second = 5;
+  second->commit();
+  if (!woke) (void)rx.try_receive();  // let a stuck sender finish before join
+  sender.join();
+  CHECK(rx.receive() == 5);
+  CHECK(rx.receive() == 7);
+}
+
+TEST_CASE("port spsc: a passive dispatcher reports a damaged header once and stops",
+          "[port][spsc][damaged][passive]") {
+  const auto name = unique_name("port.dispdamaged");
+  Cleanup cleanup(name);
+  auto tx = Channel<std::string>::create(
+      name, {.topology = Topology::spsc, .capacity = 2, .max_message_size = 64});
+  auto rx = Channel<std::string>::open(name);
+  tx.send("hello");
+  spsc_header(tx, 0).store(header_word(1000, SpscRing::kData));
+  std::atomic<int> errors{0};
+  rx.on_error([&](std::exception_ptr) { errors.fetch_add(1, std::memory_order_relaxed); });
+  rx.on_receive([](const std::string&) {});
+  REQUIRE(sleet::test::eventually([&] { return errors.load(std::memory_order_relaxed) >= 1; }, std::chrono::milliseconds(5000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(errors.load(std::memory_order_relaxed) == 1);  // not a loop of reports
 }

@@ -11,10 +11,11 @@
 //         blocks keep RingCommon at their offset 128, so the core finds the
 //         close flag, eventcounts and counters without asking which ring.
 //
-// Closing is two-phase (ring_common.hpp): close() refuses new sends, waits
-// until no send is mid-publish (spsc: the sender's in_send word; mpmc: the
-// closed bit in the ticket counter), then lets receivers report closed once
-// drained.
+// Closing is two-phase (ring_common.hpp): close() refuses new sends, makes
+// sure no send that passed its check is still publishing (spsc: it waits
+// for the sender's in_send word; mpmc: the closed bit in the ticket counter
+// fixes the final ticket and receivers drain up to it), then lets receivers
+// report closed once drained.
 #pragma once
 
 #include <atomic>

@@ -16,7 +16,9 @@
 //   channel) and the loop goes on.
 // - Every message the thread takes is either offered to the handlers or
 //   counted in `unhandled` (no filter accepted it). stop() lets the message
-//   in hand finish, then ends the loop; a closed channel is drained first.
+//   in hand finish, then ends the loop; on close() the loop drains what was
+//   sent before it ends (close() joins it). A damaged spsc record ends the
+//   loop after it is reported once.
 //
 // Synchronization
 // - `stop_` is stored with release before the receivers' eventcount is
@@ -172,6 +174,10 @@ class Dispatcher {
         refresh();  // an on_error set just before this message applies to it
         report(on_error, std::current_exception());
         p = Poll::ready;
+        // A damaged spsc header cannot be stepped over: reporting it again
+        // and again would spin. The dispatcher ends (active receives keep
+        // reporting it).
+        if (base_.visit([](auto&, auto& port) { return port.stuck_on_damage(); })) p = Poll::closed;
       }
       // relaxed (both): statistics, published once per batch.
       if (accepted_count != 0) dispatched_.fetch_add(std::exchange(accepted_count, 0), std::memory_order_relaxed);

@@ -3,14 +3,18 @@
 // ring's address: one object may be used by many threads at once, and a
 // claim or a peeked record carries its own ticket.
 //
-// Blocking without a deadline (send(), receive()) takes its ticket with one
-// fetch_add when the ring shows the slot ready (mpmc_ring.hpp, "Two ways to
+// A receive() that blocks without a deadline takes its ticket with one
+// fetch_add when the ring shows a message ready (mpmc_ring.hpp, "Two ways to
 // take a ticket"), then waits for that slot alone; everything else takes
-// tickets by compare-and-swap, so a try or a timeout takes nothing.
+// tickets by compare-and-swap, so a try, a timeout or a closed channel
+// takes nothing.
 //
 // Closing needs no bracket here: close() sets the closed bit in the ticket
 // counter, so every ticket below the final one was claimed before the close
-// and will be committed or aborted; receivers drain up to it.
+// and is committed or aborted by its (live) producer; receivers drain up to
+// it. A claim held open (a loan) therefore holds up the receivers of every
+// later ticket, and their report of closed, until it is committed or
+// abandoned.
 #pragma once
 
 #include <cstdint>
@@ -43,22 +47,9 @@ class MpmcPort {
   }
   SLEET_INLINE Poll claim_until(const ChannelCore& core, std::uint32_t n, Claim& out,
                                 Deadline deadline) {
-    if (deadline == kForever && ring_.looks_free()) {
-      out = ring_.next_send_ticket();
-      if (SLEET_UNLIKELY(!out)) return Poll::closed;
-      if (SLEET_LIKELY(ring_.free_for(out))) return Poll::ready;
-      return wait_ticket(core, out);
-    }
     const Poll p = try_claim(core, n, out);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
     return wait_claim(core, n, out, deadline);
-  }
-  // The ticket is ours and must be used: wait for its slot alone.
-  SLEET_NOINLINE Poll wait_ticket(const ChannelCore& core, Claim& out) {
-    core.count_full();
-      return block_on(
-          common_->space_ec, [&] { return ring_.free_for(out) ? Poll::ready : Poll::empty; },
-          core.spin(), kForever, common_->send_sleeps);
   }
   SLEET_NOINLINE Poll wait_claim(const ChannelCore& core, std::uint32_t n, Claim& out,
                                  Deadline deadline) {
@@ -136,7 +127,8 @@ class MpmcPort {
         if (p == Poll::closed) return p;
       }
       if (SLEET_LIKELY(r.size() != MpmcRing::kSkip)) return Poll::ready;
-      ring_.consume(r);  // an aborted claim: free it and try again
+      ring_.consume(r);  // an aborted claim: free it (a sender may sleep on it) and try again
+      ring_.release();
     }
     return peek_until(core, r, kForever, [] { return false; });
   }
@@ -151,6 +143,8 @@ class MpmcPort {
   SLEET_INLINE void release() noexcept { ring_.release(); }
 
   void take_receiver_role(const ChannelCore&) noexcept {}
+  // A damaged slot is consumed, so the ring never stays stuck on one.
+  bool stuck_on_damage() noexcept { return false; }
 
   MpmcRing& ring() noexcept { return ring_; }  // white-box tests
 

@@ -26,12 +26,16 @@
 //             frees its slot; release() ends a batch and wakes producers.
 // Two ways to take a ticket:
 // - claim()/peek() compare-and-swap the position only after seeing that the
-//   slot is ready, so a failed try takes nothing (try_send, receive_for);
-// - next_send_ticket()/next_receive_ticket() fetch_add it (atomic_queue's
-//   scheme: one RMW that never fails under contention), and the caller then
-//   waits for that slot. A ticket taken so must be used: the calls that
-//   block without a deadline use it, and only when the slot they saw looked
-//   ready, so they rarely wait.
+//   slot is ready, so a failed try takes nothing (every send, try_receive,
+//   receive_for);
+// - next_receive_ticket() fetch_adds it (atomic_queue's scheme: one RMW
+//   that never fails under contention), and the caller then waits for that
+//   slot. A ticket taken so must be used: only a receive() that blocks
+//   without a deadline takes one, and only when the slot it saw looked
+//   ready, so it rarely waits; a ticket at or past the final one ends the
+//   wait with closed. Senders never take tickets this way: a sender waiting
+//   on a ticket could not give it back when the channel closes and its
+//   receivers are gone.
 //
 // Synchronization
 // - producer: wins ticket t (relaxed CAS or fetch_add on enqueue_pos: the
@@ -44,9 +48,10 @@
 // - `enqueue_pos - dequeue_pos` is the fill; both only grow.
 //
 // Closing sets kClosedBit (bit 63) in enqueue_pos (one fetch_or): later
-// claims fail, and the value below the bit is the final ticket, which
-// close_tickets() also stores in `final_ticket` (a fetch_add that raced
-// with the close moves enqueue_pos past it); consumers drain up to it.
+// claims fail, and the value below the bit is the final ticket; consumers
+// drain up to it. The closer that set the bit also stores the final ticket
+// plus one in `final_ticket` (0: not stored yet); a second closer waits
+// until it is there, so nobody reports closed against a missing value.
 // Tickets therefore have 63 bits (2^63 messages: centuries at a billion a
 // second).
 //
@@ -62,6 +67,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sleet/detail/futex.hpp"
 #include "sleet/detail/platform.hpp"
 #include "sleet/detail/ring_common.hpp"
 
@@ -71,7 +77,7 @@ struct MpmcControl {
   std::uint64_t slots;             // power of two
   std::uint64_t stride;            // bytes per slot
   std::uint64_t max_message_size;
-  std::atomic<std::uint64_t> final_ticket{0};  // set by close_tickets()
+  std::atomic<std::uint64_t> final_ticket{0};  // final ticket + 1, set by close_tickets(); 0: open
   RingCommon common;
   alignas(kFalseSharing) std::atomic<std::uint64_t> enqueue_pos{0};
   alignas(kFalseSharing) std::atomic<std::uint64_t> dequeue_pos{0};
@@ -174,25 +180,6 @@ class MpmcRing {
       }
     }
   }
-  // Whether the next claim() would find its slot free (a racy hint).
-  bool looks_free() const noexcept {
-    // relaxed: a hint; whoever acts on it checks the slot with acquire (1).
-    const std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
-    return slot(pos)->seq.load(std::memory_order_relaxed) == pos;
-  }
-  // fetch_add form (see the essay): a ticket the caller must wait for with
-  // claim_at() and then commit or abort; an empty Claim if closed.
-  [[nodiscard]] Claim next_send_ticket() noexcept {
-    // relaxed: the ticket carries no data; its slot's seq does.
-    const std::uint64_t t = c_->enqueue_pos.fetch_add(1, std::memory_order_relaxed);
-    if (SLEET_UNLIKELY(t & kClosedBit)) return Claim{nullptr, 0, true};
-    return Claim{slot(t), t};
-  }
-  // Whether the slot of a ticket from next_send_ticket() is free.
-  bool free_for(const Claim& cl) const noexcept {
-    // acquire (1): pairs with the consumer's release (4) of the previous lap.
-    return cl.slot->seq.load(std::memory_order_acquire) == cl.ticket;
-  }
   // Finishes the claimed slot with `size` bytes of payload; it is visible
   // at once (no wake-up: publish()).
   SLEET_INLINE void commit(const Claim& cl, std::uint32_t size) noexcept {
@@ -240,6 +227,7 @@ class MpmcRing {
           const Take t = checked(s, pos);
           if (SLEET_LIKELY(t.length != kSkip)) return t;
           consume(t);
+          release();  // the skipped slot is free: a sender may sleep on it
           pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
         }
       } else if (diff < 0) {
@@ -295,23 +283,36 @@ class MpmcRing {
 
   // Makes every later claim fail; returns the final ticket.
   std::uint64_t close_tickets() noexcept {
-    // acq_rel: the final ticket is ordered with the claims before it.
-    const std::uint64_t old = c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_acq_rel);
+    // relaxed: the bit only makes later CASes fail (they compare the whole
+    // word); nothing is published through it. The final ticket is published
+    // by the release store below.
+    const std::uint64_t old = c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_relaxed);
+    if (old & kClosedBit) {
+      // Another closer set the bit: wait for it to store the value (two
+      // instructions away in that closer).
+      for (;;) {
+        // acquire: pairs with the release store below.
+        const std::uint64_t f = c_->final_ticket.load(std::memory_order_acquire);
+        if (f != 0) return f - 1;
+        yield_cpu();
+      }
+    }
     const std::uint64_t final_ticket = old & ~kClosedBit;
-    if (old & kClosedBit) return c_->final_ticket.load(std::memory_order_acquire);  // as below
-    // release: pairs with the acquire in final(); every closer stores the
-    // same value, and readers consult it only once the ring reports closed.
-    c_->final_ticket.store(final_ticket, std::memory_order_release);
+    // release: pairs with the acquire loads here and in final().
+    c_->final_ticket.store(final_ticket + 1, std::memory_order_release);
     return final_ticket;
   }
-  // After close: the first ticket no producer will fill.
+  // After close (the ring common's kClosed, which a closer stores only after
+  // close_tickets() returned): the first ticket no producer will fill.
   std::uint64_t final() const noexcept {
-    return c_->final_ticket.load(std::memory_order_acquire);  // acquire: pairs with close_tickets()
+    // acquire: pairs with the release in close_tickets().
+    return c_->final_ticket.load(std::memory_order_acquire) - 1;
   }
   // After close: true once every ticket below the final one has been taken
   // by a consumer.
   bool drained() const noexcept {
-    // relaxed: a consumer that took the last ticket has already seen its slot.
+    // relaxed: nothing is read through it; the consumer that took the last
+    // ticket owns that slot and reports its message itself.
     return c_->dequeue_pos.load(std::memory_order_relaxed) >= final();
   }
   std::uint64_t sent_approx() const noexcept {

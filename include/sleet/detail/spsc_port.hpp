@@ -166,6 +166,11 @@ class SpscPort {
   SLEET_INLINE void consume(const Record& r) noexcept { ring_.consume(r); }
   SLEET_INLINE void release() noexcept { ring_.release(); }
 
+  // Whether the oldest record is damaged: every receive reports it again.
+  bool stuck_on_damage() noexcept {
+    Record r;
+    return ring_.peek(r) && r.size() == SpscRing::kDamaged;
+  }
   // Takes the consumer role now (errc::busy if a live object has it).
   void take_receiver_role(const ChannelCore& core) {
     if (consumer_pid_ != current_pid()) take_consumer(core);

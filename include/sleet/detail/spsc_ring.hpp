@@ -123,7 +123,8 @@ class SpscRing {
     auto* c = new (at) SpscControl{};
     c->bytes = bytes;
     c->max_message_size = max_message_size;
-    c->tail.store(start, std::memory_order_relaxed);  // relaxed: published with the segment
+    // relaxed (both): published with the segment's `ready` (release).
+    c->tail.store(start, std::memory_order_relaxed);
     c->head.store(start, std::memory_order_relaxed);
   }
 
@@ -142,7 +143,7 @@ class SpscRing {
 
   // Takes over the producer role: continues after the last published record.
   void attach_producer() noexcept {
-    // acquire (4): as in claim().
+    // acquire (4): as in has_room().
     cached_head_ = c_->head.load(std::memory_order_acquire);
     // relaxed: a hint; the walk below reads published headers with acquire.
     std::uint64_t pos = c_->tail.load(std::memory_order_relaxed);
@@ -238,7 +239,8 @@ class SpscRing {
   };
 
   void attach_consumer() noexcept {
-    // acquire: continue from where the previous consumer released.
+    // acquire: pairs with the previous consumer's release (3) of head; we
+    // continue from there.
     head_ = c_->head.load(std::memory_order_acquire);
     received_ = c_->received.load(std::memory_order_relaxed);  // relaxed: statistics
   }
