@@ -6,7 +6,9 @@
 //   producer  try_claim(core, n, c) / claim_until(core, n, c, deadline)
 //             -> Poll; commit(c, n); abort(c); publish()
 //   consumer  try_peek(core, r) / peek_until(core, r, deadline, stop)
-//             -> Poll; consume(r); release()
+//             -> Poll; peek_next(r) for the rest of a batch; consume(r);
+//             release()
+//   loans     try_loan / loan_until -> Poll; commit_loan(); abort_loan()
 //
 // Roles: the first claim takes the producer role, the first peek the
 // consumer role (errc::busy if a live object has it); afterwards the only
