@@ -214,8 +214,8 @@ class Channel {
     return out;
   }
 
-  // Calls fn(const T&) for up to `max` messages already queued, without
-  // blocking; returns how many. Their space is released (and a sleeping
+  // Calls fn(const T&) for up to `max` messages already queued (on mpmc at
+  // most one ring's worth per call), without blocking; returns how many. Their space is released (and a sleeping
   // sender woken) once per call. Throws errc::closed if the channel is
   // closed and drained, errc::decode_failed for a record that does not
   // decode (the messages before it were handed to fn; it is consumed). An

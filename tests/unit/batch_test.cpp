@@ -511,3 +511,24 @@ TEST_CASE("batch: Pipe ends batch in both directions", "[batch][pipe]") {
   CHECK_SLEET_ERROR(b.receive_batch(Collect<std::string>{&got_b}), errc::closed, name);
   CHECK_SLEET_ERROR(a.receive_batch(Collect<std::string>{&got_a}), errc::closed, name);
 }
+
+TEST_CASE("batch: an mpmc receive_batch takes at most one ring's worth per call",
+          "[batch][mpmc]") {
+  // fn refills the ring as fast as the batch drains it: without the bound
+  // the call would never return.
+  const auto name = unique_name("batch.bound");
+  Cleanup cleanup(name);
+  auto tx = Channel<std::uint64_t>::create(name, {.topology = Topology::mpmc, .capacity = 16});
+  auto rx = Channel<std::uint64_t>::open(name);
+  std::uint64_t next = 0;
+  while (tx.try_send(next)) ++next;
+  REQUIRE(next == 16);
+  std::uint64_t expect = 0;
+  const std::size_t n = rx.receive_batch([&](const std::uint64_t& v) {
+    CHECK(v == expect++);
+    REQUIRE(tx.try_send(next));
+    ++next;
+  });
+  CHECK(n == 16);
+  CHECK(rx.receive_batch([](const std::uint64_t&) {}, 5) == 5);
+}

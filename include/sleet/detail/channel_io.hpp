@@ -25,6 +25,7 @@
 // releases once per call.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <span>
@@ -262,6 +263,7 @@ Poll receive_many(const ChannelCore& core, Port& port, Fn& fn, std::size_t max, 
                   std::size_t& count, Stop&& stop = {}) {
   count = 0;
   if (max == 0) return Poll::empty;
+  max = std::min(max, port.batch_limit());  // "already queued": at most one ring's worth
   typename Port::Record r;
   Poll p = wait.kind == Wait::none ? port.try_peek(core, r)
                                    : port.peek_until(core, r, wait.deadline, stop);

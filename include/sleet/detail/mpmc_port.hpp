@@ -17,6 +17,7 @@
 // abandoned.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "sleet/detail/channel_core.hpp"
@@ -92,6 +93,9 @@ class MpmcPort {
     if (r) return Poll::ready;
     return ring_.drained() ? Poll::closed : Poll::empty;
   }
+  // Most messages one receive batch takes: slots are freed one by one, so
+  // without a bound a batch could go on for as long as producers keep up.
+  std::size_t batch_limit() const noexcept { return ring_.control().slots; }
   // The next message of a batch whose first came from try_peek()/peek_until().
   SLEET_INLINE bool peek_next(Record& r) noexcept {
     r = ring_.peek();

@@ -29,7 +29,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "sleet/detail/channel_core.hpp"
 #include "sleet/detail/futex.hpp"
@@ -143,6 +145,9 @@ class SpscPort {
     if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
     return ring_.peek(r) ? Poll::ready : Poll::closed;  // ready: sent before close
   }
+  // Most records one receive batch takes: none is released before the
+  // batch ends, so the ring itself bounds it.
+  static constexpr std::size_t batch_limit() noexcept { return std::numeric_limits<std::size_t>::max(); }
   // The next record of a batch whose first came from try_peek()/peek_until().
   SLEET_INLINE bool peek_next(Record& r) noexcept { return ring_.peek(r); }
   template <class Stop>
