@@ -22,6 +22,19 @@
 
 #include <sleet/sleet.hpp>
 
+// 1 in a build with AddressSanitizer or ThreadSanitizer (tests scale their
+// counts and waits by it).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLEET_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLEET_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef SLEET_TEST_SANITIZED
+#define SLEET_TEST_SANITIZED 0
+#endif
+
 namespace sleet::test {
 
 // A name no other test (or concurrent test run) uses: "t.<pid>.<tag>.<n>".

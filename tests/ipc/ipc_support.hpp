@@ -23,16 +23,6 @@
 
 #include "support.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SLEET_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SLEET_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef SLEET_TEST_SANITIZED
-#define SLEET_TEST_SANITIZED 0
-#endif
 
 namespace sleet::test {
 
