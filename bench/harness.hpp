@@ -269,7 +269,7 @@ pid_t fork_child(unsigned alarm_s, Body&& body) {
 
 // Control block of one run, shared by the parent and its workers.
 struct Control {
-  static constexpr int kMaxWorkers = 4;
+  static constexpr int kMaxWorkers = 16;  // patterns_bench: a publisher and 8 subscribers
   alignas(128) std::atomic<int> ready{0};  // workers at the barrier
   alignas(128) std::atomic<int> go{0};     // set once every worker is ready
   alignas(128) std::atomic<int> failed{0};

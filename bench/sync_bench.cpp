@@ -31,9 +31,9 @@
 // Noise
 //   Every comparison runs in rounds, baseline and sleet back to back
 //   (A B A B ...); a ratio is the median of the per-round ratios, shown with
-//   its range.
+//   its range (rounds.hpp).
 //
-// Flags (removed before benchmark::Initialize, the rest is Google Benchmark's):
+// Flags (rounds.hpp; the rest is Google Benchmark's):
 //   --quick            3 rounds, short runs (a few seconds in all)
 //   --rounds=N         rounds (default 7, quick 3)
 //   --table-out=PATH   also write the ratio table as markdown to PATH
@@ -43,9 +43,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,46 +51,30 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <functional>
-#include <map>
 #include <mutex>
-#include <new>
-#include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "rounds.hpp"
 #include "sleet/sleet.hpp"
 
 namespace {
 
-struct Settings {
-  bool quick = false;
-  bool pin = true;
-  int rounds = 0;
-  std::string table_out;
-};
-Settings g_settings;
-
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())  // CLOCK_MONOTONIC: system-wide
-      .count();
-}
+using sleet_bench::Comparison;
+using sleet_bench::now_ns;
+using sleet_bench::run_batches;
+using sleet_bench::Shared;
 
 // Pins the calling thread to the i-th allowed CPU; returns the old mask.
 cpu_set_t pin_to(int i) {
   cpu_set_t old;
   CPU_ZERO(&old);
   ::sched_getaffinity(0, sizeof old, &old);
-  if (!g_settings.pin || CPU_COUNT(&old) < 2) return old;
+  if (!sleet_bench::settings().pin || CPU_COUNT(&old) < 2) return old;
   int seen = 0;
   for (int c = 0; c < CPU_SETSIZE; ++c) {
     if (!CPU_ISSET(c, &old)) continue;
@@ -106,28 +88,6 @@ cpu_set_t pin_to(int i) {
   }
   return old;
 }
-
-// A T in MAP_SHARED|MAP_ANONYMOUS memory, shared with children forked later.
-template <class T>
-class Shared {
- public:
-  Shared() {
-    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    p_ = new (p) T();
-  }
-  ~Shared() {
-    p_->~T();
-    ::munmap(p_, sizeof(T));
-  }
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  T& operator*() const noexcept { return *p_; }
-  T* operator->() const noexcept { return p_; }
-
- private:
-  T* p_;
-};
 
 // A fresh name per object: "bench.<pid>.<tag>.<n>".
 std::string fresh_name(const char* tag) {
@@ -186,18 +146,6 @@ double two_processes(const std::function<bool(int)>& work) {
   const auto first = std::min(pair->start[0].load(std::memory_order_relaxed), pair->start[1].load(std::memory_order_relaxed));
   const auto last = std::max(pair->end[0].load(std::memory_order_relaxed), pair->end[1].load(std::memory_order_relaxed));
   return static_cast<double>(last - first) * 1e-9;
-}
-
-// Batches of `n` operations split between two processes; a failure is a
-// skipped run, not a crash.
-template <class Batch>
-void run_batches(benchmark::State& state, Batch&& batch) {
-  const auto n = static_cast<std::int64_t>(state.max_iterations);
-  try {
-    while (state.KeepRunningBatch(n)) state.SetIterationTime(batch(n));
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
 }
 
 // --------------------------------------------------------- the mutexes
@@ -372,20 +320,6 @@ void BM_FetchAdd2_Atomic(benchmark::State& state) {
 
 // ------------------------------------------------------------ the rows
 
-struct Row {
-  std::string name;
-  void (*fn)(benchmark::State&);
-  bool manual_time;
-};
-
-// One comparison: the baseline first, then sleet, run back to back.
-struct Comparison {
-  std::string what;
-  Row baseline;
-  Row sleet;
-  double goal = 0;  // the ratio (sleet time / baseline time) must stay at or below it; 0: no goal
-};
-
 std::vector<Comparison> comparisons() {
   return {
       {"Mutex lock+unlock, uncontended, vs robust process-shared pthread mutex",
@@ -413,185 +347,6 @@ std::vector<Comparison> comparisons() {
   };
 }
 
-// ------------------------------------------------------------ results
-
-std::map<std::string, std::map<int, double>> g_ns;  // row -> round -> ns per op
-std::map<std::string, std::string> g_errors;
-
-class CollectingReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Iteration) continue;
-      std::string name = r.run_name.function_name;
-      int round = 0;
-      if (const auto pos = name.rfind("/round:"); pos != std::string::npos) {
-        round = std::atoi(name.c_str() + pos + 7);
-        name.resize(pos);
-      }
-      if (r.error_occurred) {
-        g_errors[name] = r.error_message;
-      } else if (r.iterations > 0) {
-        g_ns[name][round] = r.real_accumulated_time / static_cast<double>(r.iterations) * 1e9;
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const std::size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string ns_of(const std::string& row) {
-  if (const auto e = g_errors.find(row); e != g_errors.end()) return "error: " + e->second;
-  const auto it = g_ns.find(row);
-  if (it == g_ns.end()) return "n/a";
-  std::vector<double> v;
-  for (const auto& [round, ns] : it->second) v.push_back(ns);
-  return fmt("%.1f ns", median(v));
-}
-
-// sleet / baseline, one per round in which both ran.
-std::vector<double> ratios(const std::string& sleet_row, const std::string& base_row) {
-  const auto a = g_ns.find(sleet_row), b = g_ns.find(base_row);
-  std::vector<double> r;
-  if (a == g_ns.end() || b == g_ns.end()) return r;
-  for (const auto& [round, ns] : a->second) {
-    const auto it = b->second.find(round);
-    if (it != b->second.end() && it->second > 0) r.push_back(ns / it->second);
-  }
-  return r;
-}
-
-// sleet / baseline per round: median and range.
-std::string ratio_of(const std::string& sleet_row, const std::string& base_row) {
-  const std::vector<double> r = ratios(sleet_row, base_row);
-  if (r.empty()) return "n/a";
-  auto x = [](double v) { return fmt(v < 0.1 ? "%.3f" : "%.2f", v); };  // 0.004x, not 0.00x
-  return x(median(r)) + "x (" + std::to_string(r.size()) + " rounds, " + x(*std::min_element(r.begin(), r.end())) +
-         "-" + x(*std::max_element(r.begin(), r.end())) + ")";
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
-std::string make_table() {
-  std::ostringstream o;
-  utsname u{};
-  ::uname(&u);
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  ::sched_getaffinity(0, sizeof cpus, &cpus);
-  o << "## sleet sync_bench: ratios\n\n| | |\n|---|---|\n";
-  o << "| CPU | " << cpu_model() << ", " << CPU_COUNT(&cpus) << " usable CPUs |\n";
-  o << "| kernel | " << u.sysname << " " << u.release << " " << u.machine << " |\n";
-#if defined(__clang__)
-  o << "| compiler | clang " << __clang_version__ << " |\n";
-#else
-  o << "| compiler | g++ " << __VERSION__ << " |\n";
-#endif
-  o << "| run | " << (g_settings.quick ? "--quick" : "full") << ", " << g_settings.rounds
-    << " rounds (baseline and sleet back to back), workers "
-    << (g_settings.pin ? "pinned to distinct CPUs" : "not pinned") << " |\n\n";
-  o << "Time per operation (lower is better); ratio = sleet / baseline, the median of the per-round "
-       "ratios with their range: below 1.00x sleet is faster.\n\n";
-  // tools/summary.py reads this table (columns target, ratio, goal, result).
-  o << "### Targets\n\n| target | sleet | baseline | ratio | goal | result |\n|---|---|---|---|---|---|\n";
-  for (const Comparison& c : comparisons()) {
-    if (c.goal <= 0) continue;
-    const std::vector<double> r = ratios(c.sleet.name, c.baseline.name);
-    std::string result = "n/a";
-    if (!r.empty()) {
-      const double m = median(r);
-      result = m <= c.goal ? "**PASS** (" + fmt("%.2f", c.goal / m) + "x margin)"
-                           : "**MISS** (" + fmt("%.2f", m / c.goal) + "x over)";
-    }
-    o << "| " << c.what << " | " << ns_of(c.sleet.name) << " | " << ns_of(c.baseline.name) << " | "
-      << ratio_of(c.sleet.name, c.baseline.name) << " | ≤ " << fmt("%.2f", c.goal) << "x | " << result << " |\n";
-  }
-  o << "\n### All comparisons\n\n";
-  o << "| comparison | sleet | baseline | ratio |\n|---|---|---|---|\n";
-  for (const Comparison& c : comparisons()) {
-    o << "| " << c.what << " | " << ns_of(c.sleet.name) << " | " << ns_of(c.baseline.name) << " | "
-      << ratio_of(c.sleet.name, c.baseline.name) << " |\n";
-  }
-  return o.str();
-}
-
-bool starts_with(const char* s, const char* prefix) { return std::strncmp(s, prefix, std::strlen(prefix)) == 0; }
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<char*> args{argv[0]};
-  bool user_min_time = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      g_settings.quick = true;
-    } else if (std::strcmp(argv[i], "--no-pin") == 0) {
-      g_settings.pin = false;
-    } else if (starts_with(argv[i], "--rounds=")) {
-      g_settings.rounds = std::max(1, std::atoi(argv[i] + 9));
-    } else if (starts_with(argv[i], "--table-out=")) {
-      g_settings.table_out = argv[i] + 12;
-    } else {
-      user_min_time = user_min_time || starts_with(argv[i], "--benchmark_min_time=");
-      args.push_back(argv[i]);
-    }
-  }
-  if (g_settings.rounds == 0) g_settings.rounds = g_settings.quick ? 3 : 7;
-  std::string min_time = std::string("--benchmark_min_time=") + (g_settings.quick ? "0.02" : "0.2");
-  if (!user_min_time) args.push_back(min_time.data());
-  int bargc = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&bargc, args.data());
-  if (benchmark::ReportUnrecognizedArguments(bargc, args.data())) return 1;
-
-  // Rounds: every comparison's baseline and sleet rows back to back; a row
-  // shared by two comparisons (uncontended sleet) runs once per round.
-  for (int round = 0; round < g_settings.rounds; ++round) {
-    std::vector<std::string> added;
-    for (const Comparison& c : comparisons()) {
-      for (const Row* r : {&c.baseline, &c.sleet}) {
-        if (std::find(added.begin(), added.end(), r->name) != added.end()) continue;
-        added.push_back(r->name);
-        auto* b = benchmark::RegisterBenchmark((r->name + "/round:" + std::to_string(round)).c_str(), r->fn);
-        b->Unit(benchmark::kNanosecond);
-        if (r->manual_time) {
-          b->UseManualTime();
-        } else {
-          b->UseRealTime();
-        }
-      }
-    }
-  }
-  CollectingReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  const std::string table = make_table();
-  std::printf("\n%s", table.c_str());
-  if (!g_settings.table_out.empty()) {
-    std::ofstream out(g_settings.table_out);
-    out << table;
-    if (!out) {
-      std::fprintf(stderr, "sync_bench: cannot write %s\n", g_settings.table_out.c_str());
-      return 1;
-    }
-  }
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return sleet_bench::rounds_main(argc, argv, "sync_bench", comparisons()); }

@@ -14,8 +14,6 @@ namespace sleet::detail {
 
 namespace {
 
-constexpr std::size_t kDefaultVariableMessageSize = 256;
-
 std::string channel_label(std::string_view name) {
   std::string s = "channel '";
   s.append(name).append("'");
@@ -44,24 +42,8 @@ ChannelLayout ChannelLayout::resolve(const ChannelOptions& options, const Messag
   if (options.topology != Topology::spsc && options.topology != Topology::mpmc) {
     throw_error(errc::invalid_argument, what, "unknown topology");
   }
-  if (options.capacity == 0 || options.capacity > kMaxCapacity) {
-    throw_error(errc::invalid_argument, what,
-                "capacity " + std::to_string(options.capacity) + " is out of range [1, " +
-                    std::to_string(kMaxCapacity) + "]");
-  }
-  std::size_t max_size = options.max_message_size;
-  if (max_size == 0) max_size = type.fixed_size ? type.fixed_size : kDefaultVariableMessageSize;
-  if (max_size > kMaxMessageSize) {
-    throw_error(errc::invalid_argument, what,
-                "max_message_size " + std::to_string(max_size) + " is above the limit of " +
-                    std::to_string(kMaxMessageSize));
-  }
-  if (type.fixed_size > max_size) {
-    throw_error(errc::too_large, what,
-                "'" + readable_type_name(type.name) + "' needs " + std::to_string(type.fixed_size) +
-                    " bytes, max_message_size is " + std::to_string(max_size));
-  }
-  if (options.spin.count() < 0) throw_error(errc::invalid_argument, what, "negative spin budget");
+  const std::uint64_t max_size =
+      check_ring_options(options.capacity, options.max_message_size, options.spin, type, what);
 
   ChannelLayout l{};
   l.topology = options.topology;
@@ -201,9 +183,22 @@ bool read_channel_closed(const std::byte* at) noexcept {
 
 // ---- ChannelCore ----
 
+namespace {
+const ChannelConfig& config_at(const Segment& seg, std::size_t offset) noexcept {
+  return *reinterpret_cast<const ChannelConfig*>(seg.object() + offset);
+}
+RingCommon* common_of(const Segment& seg, std::size_t offset) noexcept {
+  return reinterpret_cast<RingCommon*>(seg.object() + offset + sizeof(ChannelConfig) +
+                                       kRingCommonOffset);
+}
+}  // namespace
+
 ChannelCore::ChannelCore(Segment seg, std::size_t offset, std::string label)
-    : seg_(std::move(seg)), offset_(offset), label_(std::move(label)), serial_(next_serial()) {
-  const auto& cfg = *reinterpret_cast<const ChannelConfig*>(config());
+    : MessagingCore(std::move(seg), std::move(label), nullptr, 0, {}),
+      offset_(offset),
+      serial_(next_serial()) {
+  const ChannelConfig& cfg = config_at(seg_, offset);
+  common_ = common_of(seg_, offset);
   topology_ = static_cast<Topology>(cfg.topology);
   capacity_ = cfg.capacity;
   max_size_ = static_cast<std::uint32_t>(cfg.max_message_size);
@@ -309,30 +304,6 @@ void ChannelCore::close() noexcept {
   // after sees kClosed through the epoch's acquire.
   c.data_ec.notify_slow();
   c.space_ec.notify_slow();
-}
-
-void ChannelCore::throw_closed() const { throw_error(errc::closed, label_, "closed"); }
-
-void ChannelCore::throw_too_large(std::size_t size) const {
-  throw_error(errc::too_large, label_,
-              "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
-                  std::to_string(max_size_));
-}
-
-void ChannelCore::throw_wrong_mode(std::string_view detail) const {
-  throw_error(errc::wrong_mode, label_, detail);
-}
-
-void ChannelCore::throw_damaged(std::string_view detail) const {
-  throw_error(errc::decode_failed, label_, detail);
-}
-
-void ChannelCore::rethrow_decode_failed(const Error& e) const {
-  std::string_view detail = e.what();
-  // std::system_error appended ": decode_failed"; our own message adds it again.
-  constexpr std::string_view suffix = ": decode_failed";
-  if (detail.ends_with(suffix)) detail.remove_suffix(suffix.size());
-  throw_error(errc::decode_failed, label_, detail);
 }
 
 }  // namespace sleet::detail

@@ -103,3 +103,24 @@ EventStats Event::stats() const noexcept {
 }
 
 }  // namespace sleet
+
+namespace sleet {
+
+detail::WaitSource Event::wait_source() const {
+  auto view = std::make_shared<detail::Segment>(seg_.share());
+  auto* o = reinterpret_cast<detail::EventObject*>(view->object());
+  detail::WaitSource s;
+  // A set() changes the word with a seq_cst RMW and then wakes if it reads
+  // waiters != 0: the same announce-then-check pair as the eventcount.
+  s.word = &o->word;
+  s.waiters = &o->waiters;
+  s.ready = [](detail::WaitSource& self) noexcept {
+    auto* obj = reinterpret_cast<detail::EventObject*>(static_cast<detail::Segment*>(self.keep.get())->object());
+    // acquire: pairs with set(); what the setter did before is visible.
+    return (obj->word.load(std::memory_order_acquire) & 1u) != 0;
+  };
+  s.keep = std::move(view);
+  return s;
+}
+
+}  // namespace sleet

@@ -14,6 +14,14 @@
 
 namespace sleet::detail {
 
+namespace {
+#ifdef FUTEX_WAITV_MAX
+constexpr std::size_t kFutexWaitvMax = FUTEX_WAITV_MAX;
+#else
+constexpr std::size_t kFutexWaitvMax = 128;
+#endif
+}  // namespace
+
 bool g_light_fence = false;
 
 void yield_cpu() noexcept { ::sched_yield(); }
@@ -77,6 +85,40 @@ bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
   const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET,
                             expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
   return !(rc != 0 && errno == ETIMEDOUT);
+}
+
+WaitvResult futex_waitv(const FutexWaitItem* items, std::size_t count, Deadline deadline) noexcept {
+#ifdef SYS_futex_waitv
+  struct futex_waitv w[kFutexWaitvMax];
+  if (count > kFutexWaitvMax) count = kFutexWaitvMax;
+  for (std::size_t i = 0; i < count; ++i) {
+    w[i] = {};
+    w[i].val = items[i].expected;
+    w[i].uaddr = reinterpret_cast<std::uintptr_t>(items[i].word);
+    w[i].flags = FUTEX_32;  // shared: never FUTEX_PRIVATE_FLAG (the words live in segments)
+  }
+  timespec ts{};
+  const timespec* tsp = nullptr;
+  if (deadline != kForever) {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    if (ns <= 0) return WaitvResult::timeout;
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    tsp = &ts;
+  }
+  // The timeout is absolute on the clock named last (CLOCK_MONOTONIC).
+  const long rc = ::syscall(SYS_futex_waitv, w, static_cast<unsigned>(count), 0u, tsp, CLOCK_MONOTONIC);
+  if (rc >= 0) return WaitvResult::woken;
+  if (errno == ETIMEDOUT) return WaitvResult::timeout;
+  if (errno == ENOSYS) return WaitvResult::unsupported;
+  return WaitvResult::woken;  // EAGAIN (a word had changed), EINTR: the caller re-checks
+#else
+  (void)items;
+  (void)count;
+  (void)deadline;
+  return WaitvResult::unsupported;
+#endif
 }
 
 void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {

@@ -340,6 +340,46 @@ bool KvStore::wait_for_change(std::string_view key, std::chrono::nanoseconds tim
   }
 }
 
+namespace {
+// A key's change token: which slot holds it and that slot's version.
+std::uint64_t change_token(bool found, std::uint64_t slot, std::uint64_t version) noexcept {
+  return found ? (slot << 40) ^ version ^ (std::uint64_t{1} << 63) : 0;
+}
+}  // namespace
+
+detail::WaitSource KvStore::wait_source(std::string_view key) const {
+  struct KeyWatch {
+    KeyWatch(KvStore s, Key k) : store(std::move(s)), key(k) {}
+    KvStore store;  // a view of its own (shared mapping)
+    Key key;
+    std::atomic<std::uint64_t> seen{0};  // the token last reported
+  };
+  auto watch = std::make_shared<KeyWatch>(KvStore(seg_.share()), make_key(key));
+  auto token = [](const KeyWatch& w) noexcept {
+    const Raw r = w.store.read(w.key, nullptr);
+    return change_token(r.found, r.slot, r.version);
+  };
+  // relaxed: the watch's own state (a WaitSet's thread, its watcher thread).
+  watch->seen.store(token(*watch), std::memory_order_relaxed);
+  KvStripe& stripe = watch->store.stripes_[stripe_of(watch->key.hash, config())];
+  detail::WaitSource s;
+  s.word = &stripe.changes;
+  s.waiters = &stripe.watchers;
+  s.ready = [](detail::WaitSource& self) noexcept {
+    auto* w = static_cast<KeyWatch*>(self.keep.get());
+    const Raw r = w->store.read(w->key, nullptr);
+    // relaxed: as above.
+    return change_token(r.found, r.slot, r.version) != w->seen.load(std::memory_order_relaxed);
+  };
+  s.reported = [](detail::WaitSource& self) noexcept {
+    auto* w = static_cast<KeyWatch*>(self.keep.get());
+    const Raw r = w->store.read(w->key, nullptr);
+    w->seen.store(change_token(r.found, r.slot, r.version), std::memory_order_relaxed);  // relaxed: as above
+  };
+  s.keep = std::move(watch);
+  return s;
+}
+
 // ---- writers ----
 
 namespace {

@@ -14,6 +14,8 @@
 
 #include "sleet/detail/kv_table.hpp"
 #include "sleet/detail/stored_value.hpp"
+#include "sleet/detail/topic_core.hpp"
+#include "sleet/service.hpp"
 #include "sleet/event.hpp"
 #include "sleet/mutex.hpp"
 #include "sleet/semaphore.hpp"
@@ -141,6 +143,55 @@ void read_array(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
   info.fields = {{"length", c.length}, {"element_size", c.element_size}, {"owner_tid", l.owner()}};
 }
 
+void read_topic(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  if (size < detail::BroadcastRing::entries_offset()) throw Error(errc::not_sleet, "damaged: too small");
+  const auto& c = *reinterpret_cast<const detail::TopicConfig*>(object);
+  if (c.max_subscribers == 0 || c.max_subscribers > detail::kMaxSubscribers || c.slots == 0 ||
+      (c.slots & (c.slots - 1)) != 0 ||
+      detail::BroadcastRing::bytes(c.slots, c.stride, c.max_subscribers) > size) {
+    throw Error(errc::not_sleet, "damaged topic layout");
+  }
+  const auto& ctl = *reinterpret_cast<const detail::TopicControl*>(object + sizeof(detail::TopicConfig));
+  const auto* entries = reinterpret_cast<const detail::SubscriberEntry*>(
+      object + detail::BroadcastRing::entries_offset());
+  // relaxed (all): a display snapshot.
+  const std::uint64_t head = ctl.head.load(std::memory_order_relaxed);
+  const std::uint64_t published = head & ~detail::kTopicClosedBit;
+  const std::uint64_t n = std::min<std::uint64_t>(ctl.high_water.load(std::memory_order_relaxed),
+                                                  c.max_subscribers);
+  std::uint64_t subscribers = 0, min = published;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t cur = entries[i].cursor.load(std::memory_order_relaxed);
+    if (cur == detail::kCursorFree || cur == detail::kCursorPending) continue;
+    ++subscribers;
+    min = std::min(min, cur);
+  }
+  info.fields = {{"capacity", c.slots},
+                 {"max_message_size", c.max_message_size},
+                 {"max_subscribers", c.max_subscribers},
+                 {"overwrite", c.overflow},
+                 {"closed", (head & detail::kTopicClosedBit) != 0 ? 1u : 0u},
+                 {"published", published},
+                 {"subscribers", subscribers},
+                 {"slowest_lag", published - std::min(min, published)},
+                 {"lost", ctl.lost.load(std::memory_order_relaxed)},
+                 {"reclaimed", ctl.reclaimed.load(std::memory_order_relaxed)},
+                 {"times_full", ctl.common.times_full.load(std::memory_order_relaxed)}};
+}
+
+void read_service(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
+  if (size < sizeof(detail::ServiceControl)) throw Error(errc::not_sleet, "damaged: too small");
+  const auto& c = *reinterpret_cast<const detail::ServiceControl*>(object);
+  read_ring(object + sizeof(detail::ServiceControl), size - sizeof(detail::ServiceControl), "requests", info);
+  // relaxed (all): a display snapshot.
+  const std::uint64_t server = c.server.load(std::memory_order_relaxed);
+  info.fields = {{"server_pid", static_cast<std::uint64_t>(detail::identity_pid(server))},
+                 {"server_alive", server != 0 && detail::identity_alive(server) ? 1u : 0u},
+                 {"clients", c.next_client.load(std::memory_order_relaxed)},
+                 {"served", c.served.load(std::memory_order_relaxed)},
+                 {"dropped_replies", c.dropped.load(std::memory_order_relaxed)}};
+}
+
 struct KindReader {
   SegmentKind kind;
   void (*read)(const std::byte* object, std::uint64_t size, ObjectInfo& info);
@@ -157,13 +208,15 @@ constexpr KindReader kReaders[] = {
     {SegmentKind::event, &read_event},
     {SegmentKind::value, &read_value},
     {SegmentKind::array, &read_array},
+    {SegmentKind::topic, &read_topic},
+    {SegmentKind::service, &read_service},
 };
 
 // ---- the header ----
 
 bool known_kind(std::uint32_t kind) {
   return kind >= static_cast<std::uint32_t>(SegmentKind::channel) &&
-         kind <= static_cast<std::uint32_t>(SegmentKind::array);
+         kind <= static_cast<std::uint32_t>(SegmentKind::service);
 }
 
 void read_liveness(const SegmentHeader& h, ObjectInfo& info) {

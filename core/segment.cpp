@@ -28,6 +28,8 @@ const char* to_string(SegmentKind k) noexcept {
     case SegmentKind::event: return "event";
     case SegmentKind::value: return "value";
     case SegmentKind::array: return "array";
+    case SegmentKind::topic: return "topic";
+    case SegmentKind::service: return "service";
   }
   return "unknown";
 }

@@ -97,8 +97,8 @@ case "$cmd" in
       "build: Release, ${builddir#"$root"/}, $warnings warnings (log: ${build_log#"$root"/})"
     echo "== cross-process demo"
     "$builddir/examples/demo" || failed+=("demo (exit $?)")
-    printf '== quick benchmarks (about 30 s):'
-    for s in channel kv sync; do
+    printf '== quick benchmarks (about 40 s):'
+    for s in channel kv sync patterns; do
       run_bench "${s}_bench" "$b/${s}_bench" --quick --table-out="$reports/${s}_bench.md" \
         --benchmark_out="$reports/${s}_bench.json" --benchmark_out_format=json
     done
@@ -106,7 +106,7 @@ case "$cmd" in
     echo
     echo "== targets (quick)"
     tables=()
-    for s in channel kv sync; do
+    for s in channel kv sync patterns; do
       [ -s "$reports/${s}_bench.md" ] && tables+=("$reports/${s}_bench.md")
     done
     if [ ${#tables[@]} -gt 0 ]; then
@@ -118,11 +118,11 @@ case "$cmd" in
     fi
     r=${reports#"$root"/}
     echo "== full reports in $r/"
-    echo "   targets and every ratio: {channel,kv,sync}_bench.md; merged targets: summary.md"
-    echo "   raw rows: {channel,kv,sync}_bench.json (Google Benchmark JSON), *.txt (console output)"
+    echo "   targets and every ratio: {channel,kv,sync,patterns}_bench.md; merged targets: summary.md"
+    echo "   raw rows: {channel,kv,sync,patterns}_bench.json (Google Benchmark JSON), *.txt (console output)"
     plots=$(cd "$reports" && ls peers-quick-*.png 2>/dev/null | paste -sd ' ' || true)
     echo "   peers: peers-quick.csv (raw), peers-quick.md; plots: ${plots:-none (gnuplot missing)}"
-    echo "   full runs (every row, more rounds): ${b#"$root"/}/channel_bench --table-out=FILE (also kv_bench, sync_bench)"
+    echo "   full runs (every row, more rounds): ${b#"$root"/}/channel_bench --table-out=FILE (also kv_bench, sync_bench, patterns_bench)"
     if [ ${#failed[@]} -gt 0 ]; then
       echo "== main FAILED:" >&2
       printf '   %s\n' "${failed[@]}" >&2

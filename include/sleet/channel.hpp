@@ -65,11 +65,14 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "sleet/channel_options.hpp"
 #include "sleet/codec.hpp"
 #include "sleet/detail/channel_io.hpp"
 #include "sleet/detail/dispatcher.hpp"
+#include "sleet/detail/receive_iterator.hpp"
+#include "sleet/detail/notifier.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
 #include "sleet/loan.hpp"
@@ -78,6 +81,8 @@ namespace sleet {
 
 template <class T>
 class Pipe;
+template <class Req, class Resp>
+class Service;
 
 template <class T>
 class Channel {
@@ -93,7 +98,8 @@ class Channel {
   Channel(Channel&& other) noexcept
       : end_(std::move(other.end_)),
         mode_(other.mode_.load(std::memory_order_relaxed)),
-        dispatcher_(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed)) {}
+        dispatcher_(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed)),
+        notifier_(std::move(other.notifier_)) {}
   Channel& operator=(Channel&& other) noexcept {
     if (this != &other) {
       delete dispatcher_.exchange(nullptr, std::memory_order_relaxed);  // stop ours first
@@ -101,6 +107,7 @@ class Channel {
       mode_.store(other.mode_.load(std::memory_order_relaxed), std::memory_order_relaxed);
       dispatcher_.store(other.dispatcher_.exchange(nullptr, std::memory_order_relaxed),
                         std::memory_order_relaxed);
+      notifier_ = std::move(other.notifier_);
     }
     return *this;
   }
@@ -203,7 +210,10 @@ class Channel {
     T out{};
     const detail::Poll p = receive_into(out, Wait::no());
     if (SLEET_UNLIKELY(p == detail::Poll::closed)) closed_error();
-    if (p == detail::Poll::empty) return std::nullopt;
+    if (p == detail::Poll::empty) {
+      if (SLEET_UNLIKELY(notifier_ != nullptr)) notifier_->rearm();
+      return std::nullopt;
+    }
     return out;
   }
   [[nodiscard]] std::optional<T> receive_for(std::chrono::nanoseconds timeout) {
@@ -233,34 +243,7 @@ class Channel {
   }
 
   // Range-for: receives until the channel is closed and drained.
-  class iterator {
-   public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(Channel* ch) : ch_(ch) { next(); }
-    const T& operator*() const { return *current_; }
-    const T* operator->() const { return &*current_; }
-    iterator& operator++() {
-      next();
-      return *this;
-    }
-    void operator++(int) { next(); }
-    bool operator==(std::default_sentinel_t) const { return !current_.has_value(); }
-
-   private:
-    void next() {
-      try {
-        current_ = ch_->receive();
-      } catch (const Error& e) {
-        if (e.code() != errc::closed) throw;
-        current_.reset();
-      }
-    }
-    Channel* ch_ = nullptr;
-    std::optional<T> current_;
-  };
+  using iterator = detail::ReceiveIterator<Channel>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
@@ -285,6 +268,18 @@ class Channel {
   std::uint64_t unhandled() const noexcept {
     const auto* d = dispatcher_.load(std::memory_order_acquire);  // acquire: as in dispatcher()
     return d ? d->unhandled() : 0;
+  }
+
+  // An eventfd readable while messages are waiting, for epoll/asio/libuv
+  // (wait_set.hpp has the protocol): once it is readable, try_receive()
+  // until it returns nothing; that re-arms it. Owned by this object.
+  int notify_fd() {
+    if (!notifier_) {
+      std::vector<detail::WaitSource> sources;
+      sources.push_back(detail::channel_source(end_));
+      notifier_ = std::make_unique<detail::Notifier>(std::move(sources));
+    }
+    return notifier_->fd();
   }
 
   // ---- both ----
@@ -315,6 +310,8 @@ class Channel {
 
  private:
   friend class Pipe<T>;
+  template <class, class>
+  friend class Service;  // its request ring lives inside its own segment
   using Deadline = detail::Deadline;
   enum Mode : std::uint8_t { kNone, kActive, kPassive };
 
@@ -336,6 +333,7 @@ class Channel {
       return detail::receive_many<T>(core, port, fn, max, wait, n);
     });
     if (p == detail::Poll::closed) closed_error();
+    if (n == 0 && notifier_ != nullptr) notifier_->rearm();
     return n;
   }
   std::optional<Loan<T>> make_loan(Wait wait) {
@@ -387,6 +385,7 @@ class Channel {
   detail::ChannelEnd end_;
   std::atomic<std::uint8_t> mode_{kNone};
   std::atomic<detail::Dispatcher<T>*> dispatcher_{nullptr};  // owned
+  std::unique_ptr<detail::Notifier> notifier_;               // notify_fd()
 };
 
 }  // namespace sleet

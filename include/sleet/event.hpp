@@ -23,6 +23,7 @@
 
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/segment.hpp"
+#include "sleet/detail/wait_source.hpp"
 
 namespace sleet {
 
@@ -72,6 +73,8 @@ class Event {
 
   std::string_view name() const noexcept { return seg_.name(); }
   EventStats stats() const noexcept;
+  // What a WaitSet waits on (wait_set.hpp): ready while set.
+  detail::WaitSource wait_source() const;
   std::chrono::nanoseconds spin() const noexcept { return spin_; }
   void set_spin(std::chrono::nanoseconds spin) noexcept { spin_ = spin; }
 

@@ -41,6 +41,7 @@
 
 #include "sleet/codec.hpp"
 #include "sleet/detail/kv_table.hpp"
+#include "sleet/detail/wait_source.hpp"
 #include "sleet/detail/segment.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "sleet/error.hpp"
@@ -164,6 +165,10 @@ class KvStore {
 
   // Name of a value type this store has seen (for messages).
   std::string type_name_of(std::uint64_t fingerprint) const;
+
+  // What a WaitSet waits on for `key` (wait_set.hpp): ready once per change
+  // (set, update, erase) since it was made or last reported.
+  detail::WaitSource wait_source(std::string_view key) const;
 
  private:
   friend struct KvEntry;

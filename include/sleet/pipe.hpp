@@ -113,6 +113,12 @@ class Pipe {
   }
   bool closed() const noexcept { return tx_.closed() && rx_.closed(); }
 
+  // The receiving side's descriptor (Channel::notify_fd()).
+  int notify_fd() { return rx_.notify_fd(); }
+  // The two directions as channels (a WaitSet waits on receiving()).
+  Channel<T>& receiving() noexcept { return rx_; }
+  Channel<T>& sending() noexcept { return tx_; }
+
   End which() const noexcept { return end_; }
   std::string_view name() const noexcept { return tx_.name(); }
   ChannelStats send_stats() const noexcept { return tx_.stats(); }

@@ -93,7 +93,18 @@ TEST_CASE("storage example: a key set in one process is read in another", "[ipc]
   CHECK(count(r.out, ": set key = value\n") == 1);
   CHECK(count(r.out, ": get key -> value\n") == 1);
   CHECK(count(r.out, "visits = 2, 2 keys:") == 1);
+  CHECK(count(r.out, "parent: subscriber got \"key was set\"\n") == 1);
 }
+
+#if SLEET_HAVE_ASIO_EXAMPLE
+TEST_CASE("asio example: a channel's notify_fd served by an io_context next to a timer", "[ipc][examples][notify]") {
+  const Run r = run("asio_channel_example");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  for (int i = 1; i <= 5; ++i) CHECK(count(r.out, "received job " + std::to_string(i) + "\n") == 1);
+  CHECK(count(r.out, "channel closed after 5 jobs\n") == 1);
+}
+#endif
 
 TEST_CASE("mutex file example: ten processes append whole lines under a Mutex", "[ipc][examples][sync]") {
   const Run r = run("mutex_file_example 10");

@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "sleet/channel_options.hpp"
+#include "sleet/detail/messaging_core.hpp"
 #include "sleet/detail/mpmc_ring.hpp"
 #include "sleet/detail/process.hpp"
 #include "sleet/detail/ring_common.hpp"
@@ -50,12 +51,6 @@ inline constexpr std::size_t kRingCommonOffset = kFalseSharing;
 static_assert(offsetof(SpscControl, common) == kRingCommonOffset);
 static_assert(offsetof(MpmcControl, common) == kRingCommonOffset);
 
-// What the template tells the untyped channel code about T.
-struct MessageType {
-  std::uint64_t fingerprint;
-  std::string_view name;
-  std::size_t fixed_size;  // 0 if variable
-};
 
 // Options resolved and validated: everything needed to lay a channel out.
 struct ChannelLayout {
@@ -84,7 +79,7 @@ ChannelStats read_channel_stats(const std::byte* at) noexcept;
 // Whether close() has begun on the channel at `at` (same conditions).
 bool read_channel_closed(const std::byte* at) noexcept;
 
-class ChannelCore {
+class ChannelCore : public MessagingCore {
  public:
   ChannelCore() = default;
   ChannelCore(Segment seg, std::size_t offset, std::string label);
@@ -101,15 +96,8 @@ class ChannelCore {
   // A second view of the same channel (a dispatcher's, a pipe end's).
   ChannelCore share() const;
 
-  bool valid() const noexcept { return seg_.valid(); }
-  std::string_view name() const noexcept { return seg_.name(); }
-  // "channel 'jobs'" or "pipe 'p' (a->b)": how errors name this object.
-  const std::string& label() const noexcept { return label_; }
   Topology topology() const noexcept { return topology_; }
   std::size_t capacity() const noexcept { return capacity_; }
-  std::uint32_t max_message_size() const noexcept { return max_size_; }
-  std::chrono::nanoseconds spin() const noexcept { return spin_; }
-  void set_spin(std::chrono::nanoseconds spin) noexcept { spin_ = spin; }
   ChannelStats stats() const noexcept { return read_channel_stats(config()); }
   std::size_t size_approx() const noexcept {
     const ChannelStats s = stats();
@@ -117,46 +105,23 @@ class ChannelCore {
   }
   // The ring's control block (SpscControl or MpmcControl).
   void* ring() const noexcept { return seg_.object() + offset_ + sizeof(ChannelConfig); }
-  RingCommon& common() const noexcept {
-    return *reinterpret_cast<RingCommon*>(static_cast<std::byte*>(ring()) + kRingCommonOffset);
-  }
   std::uint64_t serial() const noexcept { return serial_; }
 
   // The two-phase close (see the essay). Idempotent, any process.
   void close() noexcept;
   // Whether close() has begun: sends are refused from then on.
   bool closed() const noexcept { return common().refuses_sends(); }
-  // Wakes every receiver sleeping on this channel (they re-check and, if
-  // nothing changed, sleep again); used to stop a dispatcher thread.
-  void wake_receivers() const noexcept { common().data_ec.notify_slow(); }
-  // A send found the ring full (stats).
-  void count_full() const noexcept {
-    common().times_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats only
-  }
 
   // Takes an spsc role: stores this object's token (pid << 32 | serial) in
   // `owner` unless a live holder has it (errc::busy). Returns the token.
   std::uint64_t claim_role(std::atomic<std::uint64_t>& owner, const char* role) const;
 
-  [[noreturn]] void throw_closed() const;
-  [[noreturn]] void throw_too_large(std::size_t size) const;
-  [[noreturn]] void throw_wrong_mode(std::string_view detail) const;
-  [[noreturn]] void throw_damaged(std::string_view detail) const;
-  // A decode_failed error from a codec, rethrown naming this channel.
-  [[noreturn]] void rethrow_decode_failed(const Error& e) const;
-
-  const Segment& segment() const noexcept { return seg_; }  // white-box tests, registry
-
  private:
   const std::byte* config() const noexcept { return seg_.object() + offset_; }
 
-  Segment seg_;
   std::size_t offset_ = 0;
-  std::string label_;
   Topology topology_ = Topology::mpmc;
   std::uint64_t capacity_ = 0;
-  std::uint32_t max_size_ = 0;
-  std::chrono::nanoseconds spin_{0};
   std::uint64_t serial_ = 0;  // this object's id within its process (role tokens)
 };
 

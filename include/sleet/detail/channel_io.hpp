@@ -93,7 +93,7 @@ struct Wait {
 };
 
 template <class Port>
-SLEET_INLINE Poll claim_for(const ChannelCore& core, Port& port, std::uint32_t n, typename Port::Claim& c,
+SLEET_INLINE Poll claim_for(const auto& core, Port& port, std::uint32_t n, typename Port::Claim& c,
                Wait wait) {
   if (wait.kind == Wait::none) return port.try_claim(core, n, c);
   return port.claim_until(core, n, c, wait.deadline);
@@ -102,7 +102,7 @@ SLEET_INLINE Poll claim_for(const ChannelCore& core, Port& port, std::uint32_t n
 // Encodes `v` into a claim with room for `room` bytes; commits what it wrote
 // or aborts the claim (and throws) if it does not fit or the codec throws.
 template <class T, class Port>
-SLEET_INLINE void encode_into(const ChannelCore& core, Port& port, const typename Port::Claim& c, const T& v,
+SLEET_INLINE void encode_into(const auto& core, Port& port, const typename Port::Claim& c, const T& v,
                  std::size_t room) {
   std::size_t n;
   try {
@@ -120,7 +120,7 @@ SLEET_INLINE void encode_into(const ChannelCore& core, Port& port, const typenam
 
 // Claims room for `v`, encodes and commits it; the caller publishes.
 template <class T, class Port>
-SLEET_INLINE Poll put(const ChannelCore& core, Port& port, const T& v, Wait wait) {
+SLEET_INLINE Poll put(const auto& core, Port& port, const T& v, Wait wait) {
   using C = Codec<T>;
   typename Port::Claim c;
   const std::uint32_t max = core.max_message_size();
@@ -160,7 +160,7 @@ SLEET_INLINE Poll put(const ChannelCore& core, Port& port, const T& v, Wait wait
 
 // One message: put() and publish().
 template <class T, class Port>
-SLEET_INLINE Poll send_one(const ChannelCore& core, Port& port, const T& v, Wait wait) {
+SLEET_INLINE Poll send_one(const auto& core, Port& port, const T& v, Wait wait) {
   const Poll p = put(core, port, v, wait);
   if (SLEET_LIKELY(p == Poll::ready)) port.publish();
   return p;
@@ -171,7 +171,7 @@ SLEET_INLINE Poll send_one(const ChannelCore& core, Port& port, const T& v, Wait
 // or Poll::closed through `closed` if the channel was closed before the
 // first. One publication at the end (and before any wait).
 template <class T, class Port>
-std::size_t send_many(const ChannelCore& core, Port& port, std::span<const T> items, Wait wait,
+std::size_t send_many(const auto& core, Port& port, std::span<const T> items, Wait wait,
                       bool& closed) {
   std::size_t sent = 0;
   struct Publish {  // also when a codec throws midway: what was committed is sent
@@ -206,7 +206,7 @@ std::size_t send_many(const ChannelCore& core, Port& port, std::span<const T> it
 // throws, so a bad record never blocks the ones behind it). The caller
 // releases.
 template <class T, class Port>
-SLEET_INLINE void decode_record(const ChannelCore& core, Port& port, const typename Port::Record& r, T& out) {
+SLEET_INLINE void decode_record(const auto& core, Port& port, const typename Port::Record& r, T& out) {
   if (SLEET_UNLIKELY(Port::damaged(r))) {
     port.drop_damaged(r);
     core.throw_damaged("a record header is damaged (its length is out of bounds)");
@@ -225,7 +225,7 @@ SLEET_INLINE void decode_record(const ChannelCore& core, Port& port, const typen
 }
 
 template <class Port, class Stop>
-SLEET_INLINE Poll peek_for(const ChannelCore& core, Port& port, typename Port::Record& r, Wait wait,
+SLEET_INLINE Poll peek_for(const auto& core, Port& port, typename Port::Record& r, Wait wait,
               Stop&& stop) {
   switch (wait.kind) {
     case Wait::none: return port.try_peek(core, r);
@@ -241,7 +241,7 @@ struct NoStop {
 
 // One message into `out`.
 template <class T, class Port>
-SLEET_INLINE Poll receive_one(const ChannelCore& core, Port& port, T& out, Wait wait) {
+SLEET_INLINE Poll receive_one(const auto& core, Port& port, T& out, Wait wait) {
   typename Port::Record r;
   const Poll p = peek_for(core, port, r, wait, NoStop{});
   if (p != Poll::ready) return p;
@@ -259,7 +259,7 @@ SLEET_INLINE Poll receive_one(const ChannelCore& core, Port& port, T& out, Wait 
 // `max`; releases once. Poll::closed only if the channel is closed and
 // drained before the first.
 template <class T, class Port, class Fn, class Stop = NoStop>
-Poll receive_many(const ChannelCore& core, Port& port, Fn& fn, std::size_t max, Wait wait,
+Poll receive_many(const auto& core, Port& port, Fn& fn, std::size_t max, Wait wait,
                   std::size_t& count, Stop&& stop = {}) {
   count = 0;
   if (max == 0) return Poll::empty;

@@ -59,7 +59,9 @@ namespace detail {
 // Guards the creation of a Channel's dispatcher (a cold path).
 std::mutex& dispatcher_creation_mutex();
 
-template <class T>
+// End: the receiving object it drains, with visit(f(core, port)) and
+// core() (ChannelEnd for channels and pipes, SubscriberEnd for topics).
+template <class T, class End = ChannelEnd>
 class Dispatcher {
  public:
   using Handler = std::function<void(const T&)>;
@@ -69,7 +71,7 @@ class Dispatcher {
   // wake-up, few enough that the sender gets its space back soon.
   static constexpr std::size_t kDispatchBatch = 64;
 
-  explicit Dispatcher(ChannelEnd end) : base_(std::move(end)) {}
+  explicit Dispatcher(End end) : base_(std::move(end)) {}
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
   ~Dispatcher() { stop(); }
@@ -208,7 +210,7 @@ class Dispatcher {
     }
   }
 
-  ChannelEnd base_;
+  End base_;
   std::mutex mutex_;
   std::shared_ptr<const Entries> entries_ = std::make_shared<Entries>();
   ErrorHandler error_;

@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 #include "sleet/detail/platform.hpp"
@@ -62,6 +63,18 @@ inline Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept {
 bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 Deadline deadline) noexcept;
 void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept;
+
+// One word of a vectored wait: sleep while *word == expected.
+struct FutexWaitItem {
+  std::atomic<std::uint32_t>* word;
+  std::uint32_t expected;
+};
+enum class WaitvResult { woken, timeout, unsupported };
+// Sleeps until one of the words no longer holds its expected value (or is
+// woken, or the deadline passes): futex_waitv (Linux 5.16+), at most 128
+// items. `woken` also covers a value that differed at once and a signal;
+// `unsupported` means the kernel lacks the call (the caller falls back).
+WaitvResult futex_waitv(const FutexWaitItem* items, std::size_t count, Deadline deadline) noexcept;
 
 extern bool g_light_fence;  // set once at start-up: membarrier registration worked
 

@@ -26,7 +26,7 @@
 
 namespace sleet::detail {
 
-class MpmcPort {
+class MpmcPort : public PeekWaits<MpmcPort> {
  public:
   static constexpr bool kFixedSlots = true;  // every claim has room for max_message_size
 
@@ -93,6 +93,8 @@ class MpmcPort {
     if (r) return Poll::ready;
     return ring_.drained() ? Poll::closed : Poll::empty;
   }
+  // A message is waiting, or the channel is closed (WaitSet's readiness).
+  bool has_data() const noexcept { return ring_.looks_ready() || common_->is_closed(); }
   // Most messages one receive batch takes: slots are freed one by one, so
   // without a bound a batch could go on for as long as producers keep up.
   std::size_t batch_limit() const noexcept { return ring_.control().slots; }
@@ -100,18 +102,6 @@ class MpmcPort {
   SLEET_INLINE bool peek_next(Record& r) noexcept {
     r = ring_.peek();
     return static_cast<bool>(r);
-  }
-  template <class Stop>
-  SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
-    const Poll p = try_peek(core, r);
-    if (SLEET_LIKELY(p != Poll::empty)) return p;
-    return wait_peek(core, r, deadline, stop);
-  }
-  template <class Stop>
-  SLEET_NOINLINE Poll wait_peek(const ChannelCore& core, Record& r, Deadline deadline, Stop& stop) {
-    return block_on(
-        common_->data_ec, [&] { return stop() ? Poll::closed : try_peek(core, r); }, core.spin(),
-        deadline, common_->receive_sleeps);
   }
   Poll peek_forever(const ChannelCore& core, Record& r) {
     while (ring_.looks_ready()) {
@@ -150,6 +140,7 @@ class MpmcPort {
   // A damaged slot is consumed, so the ring never stays stuck on one.
   bool stuck_on_damage() noexcept { return false; }
 
+  RingCommon& common() const noexcept { return *common_; }
   MpmcRing& ring() noexcept { return ring_; }  // white-box tests
 
  private:

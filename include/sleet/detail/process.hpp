@@ -46,4 +46,19 @@ bool thread_alive(int tid) noexcept;
 // below is "nobody" and never alive.
 bool pid_alive(int pid) noexcept;
 
+// A process identity that a recycled pid cannot fake: pid << 32 | the low
+// 32 bits of the process's start time (clock ticks since boot, field 22 of
+// /proc/<pid>/stat). A new process with the same pid started at another
+// tick, so its identity differs. 0 is "nobody". Cached; the fork handler
+// refreshes it in the child.
+std::uint64_t current_identity() noexcept;
+inline int identity_pid(std::uint64_t identity) noexcept {
+  return static_cast<int>(identity >> 32);
+}
+// Whether the process `identity` names still runs: its pid is alive and
+// started at the recorded tick (a reused pid is not it). Slow (reads
+// /proc): slow paths only. When /proc cannot tell (hidden, another pid
+// namespace without /proc), falls back to pid_alive().
+bool identity_alive(std::uint64_t identity) noexcept;
+
 }  // namespace sleet::detail

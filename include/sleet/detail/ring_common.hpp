@@ -57,4 +57,28 @@ struct RingCommon {
 static_assert(sizeof(RingCommon) == 4 * kFalseSharing);
 static_assert(alignof(RingCommon) == kFalseSharing);
 
+// The receivers' waits, the same for every port (spsc, mpmc, subscriber):
+// Port provides try_peek(core, r) and common(). peek_until() tries once
+// inline and leaves the spin-then-sleep on data_ec out of line.
+template <class Port>
+class PeekWaits {
+ public:
+  template <class Core, class Record, class Stop>
+  SLEET_INLINE Poll peek_until(const Core& core, Record& r, Deadline deadline, Stop&& stop) {
+    const Poll p = self().try_peek(core, r);
+    if (SLEET_LIKELY(p != Poll::empty)) return p;
+    return wait_peek(core, r, deadline, stop);
+  }
+  template <class Core, class Record, class Stop>
+  SLEET_NOINLINE Poll wait_peek(const Core& core, Record& r, Deadline deadline, Stop& stop) {
+    RingCommon& c = self().common();
+    return block_on(
+        c.data_ec, [&] { return stop() ? Poll::closed : self().try_peek(core, r); }, core.spin(),
+        deadline, c.receive_sleeps);
+  }
+
+ private:
+  Port& self() noexcept { return static_cast<Port&>(*this); }
+};
+
 }  // namespace sleet::detail

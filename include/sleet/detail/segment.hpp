@@ -53,7 +53,7 @@
 namespace sleet::detail {
 
 inline constexpr char kMagic[8] = {'S', 'L', 'E', 'E', 'T', 'S', 'H', 'M'};
-inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: mpmc final_ticket (fetch_add tickets); 2: spsc publishes by header, two-phase close
+inline constexpr std::uint32_t kLayoutVersion = 3;  // topics and services (kinds 9, 10) came without a bump: a new kind changes no existing layout; 3: mpmc final_ticket (fetch_add tickets); 2: spsc publishes by header, two-phase close
 inline constexpr std::uint32_t kReady = 0x52454459;  // "READY"; 0 means initializing
 inline constexpr std::size_t kMaxNameLength = 200;
 inline constexpr std::size_t kMaxUsers = 32;
@@ -73,6 +73,8 @@ enum class SegmentKind : std::uint32_t {
   event = 6,
   value = 7,
   array = 8,
+  topic = 9,
+  service = 10,
 };
 
 const char* to_string(SegmentKind k) noexcept;

@@ -39,7 +39,7 @@
 
 namespace sleet::detail {
 
-class SpscPort {
+class SpscPort : public PeekWaits<SpscPort> {
  public:
   static constexpr bool kFixedSlots = false;  // claims are exact: encoders learn sizes first
 
@@ -145,23 +145,13 @@ class SpscPort {
     if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
     return ring_.peek(r) ? Poll::ready : Poll::closed;  // ready: sent before close
   }
+  // A message is waiting, or the channel is closed (WaitSet's readiness).
+  bool has_data() const noexcept { return ring_.readable() || common_->is_closed(); }
   // Most records one receive batch takes: none is released before the
   // batch ends, so the ring itself bounds it.
   static constexpr std::size_t batch_limit() noexcept { return std::numeric_limits<std::size_t>::max(); }
   // The next record of a batch whose first came from try_peek()/peek_until().
   SLEET_INLINE bool peek_next(Record& r) noexcept { return ring_.peek(r); }
-  template <class Stop>
-  SLEET_INLINE Poll peek_until(const ChannelCore& core, Record& r, Deadline deadline, Stop&& stop) {
-    const Poll p = try_peek(core, r);
-    if (SLEET_LIKELY(p != Poll::empty)) return p;
-    return wait_peek(core, r, deadline, stop);
-  }
-  template <class Stop>
-  SLEET_NOINLINE Poll wait_peek(const ChannelCore& core, Record& r, Deadline deadline, Stop& stop) {
-    return block_on(
-        common_->data_ec, [&] { return stop() ? Poll::closed : try_peek(core, r); }, core.spin(),
-        deadline, common_->receive_sleeps);
-  }
   // Blocks without a deadline or a stop condition.
   SLEET_INLINE Poll peek_forever(const ChannelCore& core, Record& r) {
     return peek_until(core, r, kForever, [] { return false; });
@@ -183,6 +173,7 @@ class SpscPort {
     if (consumer_pid_ != current_pid()) take_consumer(core);
   }
 
+  RingCommon& common() const noexcept { return *common_; }
   SpscRing& ring() noexcept { return ring_; }  // white-box tests
 
  private:

@@ -267,6 +267,16 @@ class SpscRing {
     out = Record{nullptr, kDamaged};
     return true;
   }
+  // Whether something (a record or a pad) is published at the consumer's
+  // released position: a racy hint for an observer that shares no state
+  // with the consumer (a WaitSet), which then lets the consumer look.
+  bool readable() const noexcept {
+    // acquire: pairs with the consumer's release (3) of head: the header we
+    // then read is not one the consumer already cleared.
+    const std::uint64_t pos = c_->head.load(std::memory_order_acquire) & mask_;
+    // relaxed: a hint; the consumer's peek() reads it again with acquire (2).
+    return header(pos).load(std::memory_order_relaxed) != 0;
+  }
   // Marks the peeked record read; its space returns at the next release().
   SLEET_INLINE void consume(const Record& r) noexcept {
     head_ += record_size(r.length);
