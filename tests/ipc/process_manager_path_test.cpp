@@ -113,7 +113,7 @@ TEST_CASE("ProcessManager: a conversation with restarts in the middle keeps its 
       std::this_thread::sleep_for(30ms);
       pm.restart("echo");
     }
-    restarts_done = true;
+    restarts_done.store(true, std::memory_order_release);  // release: pairs with the acquire loads below
   });
   std::int64_t last_seq = -1, replies = 0, sent = 0;
   std::vector<std::int64_t> pids;
@@ -131,7 +131,8 @@ TEST_CASE("ProcessManager: a conversation with restarts in the middle keeps its 
   const auto give_up = Clock::now() + 60s;
   // Until kRequests are done and every restart has landed somewhere in the
   // conversation; the requests after the last restart cannot be lost.
-  for (std::int64_t seq = 0; (seq < kRequests || !restarts_done.load()) && Clock::now() < give_up; ++seq) {
+  for (std::int64_t seq = 0;
+       (seq < kRequests || !restarts_done.load(std::memory_order_acquire)) && Clock::now() < give_up; ++seq) {
     pm.send("echo", Message("req").set("seq", seq));
     ++sent;
     // Up to its reply; a reply to an earlier request that was slow comes first.
@@ -145,7 +146,7 @@ TEST_CASE("ProcessManager: a conversation with restarts in the middle keeps its 
   restarter.join();
   // Late replies, then nothing: every request is answered at most once.
   while (const auto r = pm.receive_for("echo", 500ms)) take(*r);
-  REQUIRE(restarts_done.load());
+  REQUIRE(restarts_done.load(std::memory_order_relaxed));  // relaxed: after join()
   CHECK(last_seq == sent - 1);
   CHECK(replies <= sent);
   CHECK(replies >= sent - kRestarts);  // each restart loses at most the request in hand
@@ -155,12 +156,22 @@ TEST_CASE("ProcessManager: a conversation with restarts in the middle keeps its 
 
 TEST_CASE("ProcessManager: control requests from one thread while another sends at full speed",
           "[pm][ipc][fork]") {
+#if defined(__SANITIZE_THREAD__)
+  // The child starts a thread after a fork from a multi-threaded manager:
+  // glibc allows it, ThreadSanitizer does not (die_after_fork=0 only turns
+  // the refusal off: it reuses thread ids, "dup thread with used id", then
+  // ends the child with exit code 66 or hangs it). This runs in the
+  // Release and AddressSanitizer builds.
+  SUCCEED("skipped under ThreadSanitizer: threads in a forked child");
+  return;
+#endif
   const auto first = unique_name("pm-first");
   Cleanup cleanup(first);
   auto token = Semaphore::create(first, 1);  // taken by the first incarnation only
   std::atomic<int> before_restart{0};
   ManagerOptions options{.handle_signals = false};
-  options.hooks.before_restart = [&](const std::string&) { before_restart.fetch_add(1); };
+  // relaxed: a count, read after the supervisor's state change that wait() saw.
+  options.hooks.before_restart = [&](const std::string&) { before_restart.fetch_add(1, std::memory_order_relaxed); };
   ProcessManager pm(options);
   pm.add_target("s", [first] {
     const bool is_first = Semaphore::open(first).try_acquire();
@@ -170,7 +181,7 @@ TEST_CASE("ProcessManager: control requests from one thread while another sends 
       auto& ch = this_process::active_channel();
       for (std::int64_t k = 0;; ++k) {
         ch.send(seq_message(k));
-        sent.store(k + 1, std::memory_order_relaxed);
+        sent.store(k + 1, std::memory_order_relaxed);  // relaxed: a progress count, no data behind it
       }
     });
     while (sent.load(std::memory_order_relaxed) < kEnough) std::this_thread::sleep_for(1ms);
@@ -200,8 +211,10 @@ TEST_CASE("ProcessManager: control requests from one thread while another sends 
   CHECK_FALSE(pm.try_receive("s"));
   CHECK(seen.pids.size() == 2);
   for (const auto& [pid, n] : seen.next) CHECK(n >= kEnough);
-  CHECK(before_restart.load() == 1);
+  CHECK(before_restart.load(std::memory_order_relaxed) == 1);
   const TargetStatus s = pm.status("s");
+  INFO("exit code " << s.exit_code.value_or(-1) << ", signal " << s.exit_signal.value_or(-1) << ", error '"
+                    << s.error << "'");
   CHECK(s.exit_signal == SIGTERM);
   CHECK(pm.wait("s") == 128 + SIGTERM);
 }
