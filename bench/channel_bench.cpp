@@ -12,7 +12,9 @@
 //                from stats(), futex system calls per message.
 //   round trip   ping-pong between two processes over two channels: spinning
 //                (try_* loops), the default spin budget, and both sides
-//                asleep on futexes (spin budget 0).
+//                asleep on futexes (spin budget 0). A small Message through
+//                ProcessManager send/receive against the bare Pipe<Message>
+//                under it (manager_rows.hpp).
 //   baselines    a bare cache-line ping-pong between two processes (one
 //                atomic each way: the physical round-trip limit), memcpy,
 //                a pipe (the same throughput and round-trip workloads) and
@@ -81,6 +83,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "manager_rows.hpp"
 #include "sleet/sleet.hpp"
 
 #if SLEET_BENCH_HAVE_ATOMIC_QUEUE
@@ -976,6 +979,32 @@ void BM_Pipe_RoundTrip(benchmark::State& state) {
   report_typical(state, typical);
 }
 
+// ProcessManager <-> child against the bare Pipe<Message> under it
+// (manager_rows.hpp): run(n) -> Timing.
+template <class Run>
+void message_round_trip_row(benchmark::State& state, Run&& run) {
+  double typical = 0;
+  run_batches(state, [&](std::int64_t n) {
+    const sleet_bench::manager::Timing t = run(n);
+    typical = t.p50_ns;
+    return t.seconds;
+  });
+  state.SetItemsProcessed(state.iterations());
+  report_typical(state, typical);
+}
+
+void BM_Pipe_Message_RoundTrip(benchmark::State& state) {
+  message_round_trip_row(state, [](std::int64_t n) {
+    ScopedName name("msgpipe");
+    return sleet_bench::manager::pipe_message_round_trips(name.str(), n, g_cpus, g_settings.pin);
+  });
+}
+
+void BM_Manager_RoundTrip(benchmark::State& state) {
+  message_round_trip_row(
+      state, [](std::int64_t n) { return sleet_bench::manager::manager_round_trips(n, g_cpus, g_settings.pin); });
+}
+
 void BM_CacheLine_PingPong(benchmark::State& state) {
   double typical = 0;
   run_batches(state, [&](std::int64_t n) {
@@ -1064,6 +1093,8 @@ std::string aq_spsc_row(Mode m) { return std::string("BM_AtomicQueue_Spsc/") + t
 std::string aq_mpmc_row(Mode m) { return std::string("BM_AtomicQueue_Mpmc/") + to_string(m) + "/2x2/8B"; }
 const std::string kPipeRtt = "BM_Pipe_RoundTrip/procs";
 const std::string kBareRtt = "BM_CacheLine_PingPong/procs";
+const std::string kPipeMessageRtt = "BM_Pipe_Message_RoundTrip/procs";
+const std::string kManagerRtt = "BM_Manager_RoundTrip/procs";
 
 constexpr std::size_t kSizes[] = {8, 64, 1024, 4096};
 constexpr Topology kTopologies[] = {Topology::spsc, Topology::mpmc};
@@ -1123,6 +1154,8 @@ std::vector<Row> all_rows() {
   }
   rows.push_back({kPipeRtt, BM_Pipe_RoundTrip});
   rows.push_back({kBareRtt, BM_CacheLine_PingPong});
+  rows.push_back({kPipeMessageRtt, BM_Pipe_Message_RoundTrip});
+  rows.push_back({kManagerRtt, BM_Manager_RoundTrip});
 #if SLEET_BENCH_HAVE_ATOMIC_QUEUE
   for (Mode m : kModes) {
     rows.push_back({aq_spsc_row(m), [m](benchmark::State& s) { BM_AtomicQueue_Spsc(s, m); }});
@@ -1141,6 +1174,7 @@ std::vector<std::vector<std::string>> target_groups() {
        batch_row(Topology::spsc), aq_spsc_row(Mode::processes)},
       {kBareRtt, rtt_row(Topology::spsc, "spin")},
       {kPipeRtt, rtt_row(Topology::spsc, "sleep")},
+      {kPipeMessageRtt, kManagerRtt},
       {aq_mpmc_row(Mode::threads), mpmc2x2_row(Wait::block), big(mpmc2x2_row(Wait::block)),
        aq_mpmc_row(Mode::processes)},
       {memcpy_row(1024), tp_row(Topology::spsc, Mode::processes, Wait::block, 1024), memcpy_row(4096),
@@ -1415,6 +1449,8 @@ std::string make_table() {
       {"spsc 8 B, 2 processes, send/receive vs pipe (2 processes)", spsc8_block, pipe8, Metric::items, 100, true},
       {"round trip p50, spsc, both asleep (spin 0) vs pipe round trip", rtt_sleep, kPipeRtt, Metric::p50, 1.0, false},
       {"spsc 8 B, 2 processes: send/receive vs try_* spin loops", spsc8_block, spsc8_spin, Metric::items, 0.5, true},
+      {"round trip p50, ProcessManager send/receive vs bare Pipe<Message> (2 processes)", kManagerRtt,
+       kPipeMessageRtt, Metric::p50, 2.0, false},
   };
   auto fmt_metric = [](Metric m, std::optional<double> v) {
     switch (m) {
@@ -1525,6 +1561,7 @@ std::string make_table() {
   for (const auto& [row, series] : g_results) {
     if (row.rfind("BM_Channel_Throughput/", 0) == 0 || row.rfind("BM_Channel_RoundTrip/", 0) == 0) continue;
     if (row.rfind("BM_CacheLine", 0) == 0 || row.rfind("BM_Pipe_RoundTrip", 0) == 0) continue;
+    if (row == kPipeMessageRtt || row == kManagerRtt) continue;
     o << "| " << row << " | " << row_or_error(row, fmt_rate(value_of(row, Metric::items))) << " | "
       << fmt_gbps(value_of(row, Metric::bytes)) << " | " << fmt_ns(value_of(row, Metric::ns)) << " |\n";
   }
@@ -1534,7 +1571,7 @@ std::string make_table() {
        "sleep = spin budget 0 (both sides sleep on a futex every message). p50: the median of 64-round-trip "
        "batches within a run (robust to the odd descheduling); mean: run time / round trips. Ratios use p50.\n\n";
   o << "| row | round trip p50 | mean | futex/msg | x bare ping-pong | x pipe |\n|---|---|---|---|---|---|\n";
-  std::vector<std::string> rtts = {kBareRtt, kPipeRtt};
+  std::vector<std::string> rtts = {kBareRtt, kPipeRtt, kPipeMessageRtt, kManagerRtt};
   for (Topology t : kTopologies) {
     for (const char* how : {"spin", "block", "sleep"}) rtts.push_back(rtt_row(t, how));
   }

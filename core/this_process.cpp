@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "process_control.hpp"
 #include "process_env.hpp"
 #include "sleet/detail/process.hpp"
 #include "system.hpp"
@@ -18,8 +19,10 @@ struct Identity {
   std::string name;
   std::string active_name;
   std::string passive_name;
+  std::string control_name;
   std::unique_ptr<Pipe<Message>> active;
   std::unique_ptr<Channel<Message>> passive;
+  std::unique_ptr<detail::ControlChannel> control;  // mpmc: shared by our threads
 };
 
 std::mutex g_mutex;
@@ -36,13 +39,17 @@ Identity* identity_locked() {
   const char* name = std::getenv(detail::kEnvProcessName);
   const char* active = std::getenv(detail::kEnvActiveChannel);
   const char* passive = std::getenv(detail::kEnvPassiveChannel);
-  if (pid == nullptr || name == nullptr || active == nullptr || passive == nullptr) return nullptr;
+  const char* control = std::getenv(detail::kEnvControlChannel);
+  if (pid == nullptr || name == nullptr || active == nullptr || passive == nullptr || control == nullptr) {
+    return nullptr;
+  }
   if (std::atoi(pid) != me) return nullptr;  // a descendant of a managed process
   auto* id = new Identity;  // lives until the process ends
   id->pid = me;
   id->name = name;
   id->active_name = active;
   id->passive_name = passive;
+  id->control_name = control;
   g_identity = id;
   return id;
 }
@@ -61,15 +68,23 @@ Pipe<Message>& active_locked(Identity& id) {
   return *id.active;
 }
 
+// On the manager's control channel (process_control.hpp), not on the
+// active pipe: any thread may ask, whatever the others are sending.
 void request(ControlRequest::Action action, std::string reason, const char* what) {
-  Message m("sleet.control");
-  m.control = ControlRequest{action, std::move(reason), detail::current_pid()};
-  Pipe<Message>* active;
+  if (reason.size() > detail::kMaxControlReason) reason.resize(detail::kMaxControlReason);
+  detail::ControlChannel* control;
+  detail::ControlRecord record;
   {
     std::lock_guard lock(g_mutex);
-    active = &active_locked(identity(what));
+    Identity& id = identity(what);
+    if (!id.control) {
+      id.control = std::make_unique<detail::ControlChannel>(detail::ControlChannel::open(id.control_name));
+    }
+    control = id.control.get();
+    record.target = id.name;
   }
-  active->send(m);
+  record.request = ControlRequest{action, std::move(reason), detail::current_pid()};
+  control->send(record);
 }
 
 }  // namespace

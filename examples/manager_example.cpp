@@ -72,7 +72,7 @@ int main() {
   }
   std::printf("plugins handled %lld events\n", static_cast<long long>(seen));
 
-  // The child asks the manager to restart it (a typed ControlRequest).
+  // The child asks the manager to restart it (a ControlRequest on the manager's control channel).
   pm.send("plugins", sleet::Message("please-restart"));
   // Until a new process answers: the old one answers until it is stopped.
   std::int64_t pid = first_pid;

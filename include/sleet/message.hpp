@@ -12,9 +12,11 @@
 // plugin host sent as dictionaries; it travels through cereal, so its size
 // varies and is bounded by the channel's max_message_size.
 //
-// A child asks its manager to stop or restart it with a control request
-// (this_process::request_stop()/request_restart()); the manager takes those
-// out of the child's active channel and never hands them to user code.
+// A child asks its manager to stop or restart it with a ControlRequest
+// (this_process::request_stop()/request_restart()), sent on the manager's
+// control channel. A Message whose `control` is set that the manager reads
+// from a child's active pipe is acted on the same way and never handed to
+// user code.
 #pragma once
 
 #include <cstdint>

@@ -26,24 +26,46 @@
 //                        handle with on_receive(handler, filter)
 //                        (this_process::passive_channel()); the manager and
 //                        any other process may post() to it.
-// The manager reads its end of every active pipe on a dispatcher thread:
-// control requests (this_process::request_stop/request_restart) are acted
-// on at once; everything else waits in a bounded per-target inbox for
-// receive() (a full inbox stops the reading, so a chatty child blocks on its
-// full pipe instead of growing the manager's memory).
+// and the manager has one more, for all its children:
+//   <ns>.control         mpmc channel of stop/restart requests
+//                        (this_process::request_stop/request_restart), each
+//                        naming its target and the asking pid.
 //
+// The fast path. receive(name), try_receive and receive_for read the
+// manager's end of the active pipe in the calling thread: a reply costs
+// what a bare Pipe<Message> receive costs plus a map lookup and two
+// uncontended locks (no dispatcher thread, no second queue). send() and
+// receive() each hold a per-target lock around their side of the pipe
+// (each side is spsc), so any thread may call them. A receive with nothing
+// to read sleeps on the pipe's futex, waking every 10 ms to look at the
+// target's state: once the child has ended and everything it sent has been
+// read, receive() throws errc::peer_dead and the others return nullopt.
+// While a target is restarting they keep waiting for the next child.
+//
+// Restarts and delivery. The pipe outlives the child, so a restart loses
+// nothing that was sent: every message whose send() returned in the old
+// child is received, once, before the new child's (a child killed in the
+// middle of a send never published it: its send did not return). What a
+// restart can lose is a message for the child: one the old child had
+// received but not answered. Messages still queued for it are read by the
+// next child. Control requests travel on their own channel, so a child may
+// call request_stop/request_restart from any thread while another sends
+// on its active pipe at full speed; a request whose pid is not the
+// target's current child (an earlier incarnation) is ignored.
+
 // Lifecycle. All forks, kills and reaping happen on one supervisor thread:
 // it watches each child through a pidfd, applies the restart policy
 // (on_failure: an exit code other than 0 or a signal the manager did not
 // send; backoff doubling from `backoff` up to `max_backoff`; after
 // `max_restarts` restarts the target is `failed` and wait() returns), and
-// runs the hooks. Calls like start() and stop() hand their work to that
-// thread and wait for it, so errors (e.g. exec of a missing binary) are
+// runs the hooks; requests from the control channel reach it as tasks.
+// Calls like start() and stop() hand their work to that thread and wait
+// for it, so errors (e.g. exec of a missing binary) are
 // thrown in the caller. Children get SIGTERM when the supervisor thread
 // dies (PR_SET_PDEATHSIG), i.e. when the manager's process dies, however.
 //
 // Shutdown. The destructor stops every child (SIGTERM, then SIGKILL after
-// the grace period) and removes the channels. With handle_signals (the
+// the grace period) and removes the channels (the control channel too). With handle_signals (the
 // default), SIGINT/SIGTERM to the manager's process do the same; then, with
 // exit_on_signal (the default), the channels are removed and the signal is
 // raised again with the disposition it had before the manager, so the
@@ -54,7 +76,8 @@
 // list_channels()/`sleet ls` mark them stale (creator and users dead).
 //
 // Child identity: environment variables SLEET_PROCESS_NAME,
-// SLEET_PROCESS_PID, SLEET_ACTIVE_CHANNEL and SLEET_PASSIVE_CHANNEL, set in
+// SLEET_PROCESS_PID, SLEET_ACTIVE_CHANNEL, SLEET_PASSIVE_CHANNEL and
+// SLEET_CONTROL_CHANNEL, set in
 // the child before fn runs or the command is exec'd (this_process.hpp).
 // A forked child runs fn in a copy of the manager's process with one
 // thread and ends with _exit(fn's return value) after flushing stdio: the
@@ -172,7 +195,11 @@ class ProcessManager {
   void send(const std::string& name, const Message& message);
   bool send_for(const std::string& name, const Message& message, std::chrono::nanoseconds timeout);
   void post(const std::string& name, const Message& message);
-  // Messages from the child (its active channel), oldest first.
+  // Messages from the child (its active channel), oldest first, read in
+  // the calling thread. receive() throws errc::peer_dead once the target is
+  // neither running nor restarting and everything it sent has been read;
+  // try_receive/receive_for return nullopt then. errc::decode_failed for a
+  // record that does not decode (it is consumed).
   Message receive(const std::string& name);
   std::optional<Message> try_receive(const std::string& name);
   std::optional<Message> receive_for(const std::string& name, std::chrono::nanoseconds timeout);

@@ -28,12 +28,13 @@ bool managed() noexcept;
 const std::string& name();
 Pipe<Message>& active_channel();
 Channel<Message>& passive_channel();
-// Ask the manager to stop / restart this process (a ControlRequest on the
-// active channel). The manager answers with SIGTERM (then SIGKILL after the
-// target's grace period); the restart policy does not apply to a requested
-// stop. These send on the active channel, whose sending side takes one
-// thread at a time (it is an spsc ring): call them from the thread that
-// sends on active_channel(), or serialise those sends with them.
+// Ask the manager to stop / restart this process: a request on the
+// manager's control channel (mpmc, not the active pipe), so any thread may
+// call these at any time, also while another thread sends on
+// active_channel(). The manager answers with SIGTERM (then SIGKILL after
+// the target's grace period); the restart policy does not apply to a
+// requested stop. A reason is cut to 1024 bytes. They return once the
+// request is queued (blocking while the control channel is full).
 void request_stop(std::string reason = {});
 void request_restart(std::string reason = {});
 

@@ -63,7 +63,7 @@ TEST_CASE("ProcessManager: a forked child talks on its active and passive channe
         ch.send(Message("reloads").set("n", reloads.load()).set("name", this_process::name()));
       }
     });
-    CHECK(segments_with(ns).size() == 2);  // created before the start
+    CHECK(segments_with(ns).size() == 3);  // created before the start: active, passive, control
     pm.start("echo");
     CHECK(pm.is_alive("echo"));
     pm.post("echo", Message("reload"));
@@ -233,7 +233,7 @@ TEST_CASE("ProcessManager: SIGTERM to the manager stops its children and removes
   });
   REQUIRE(sem.acquire_for(10s));
   const std::string prefix = "pm-" + std::to_string(manager.pid()) + "-";
-  CHECK(segments_with(prefix).size() == 4);
+  CHECK(segments_with(prefix).size() == 5);  // 2 targets x 2, and the control channel
   manager.kill(SIGTERM);
   CHECK(manager.wait_for(10000ms) == 42);
   CHECK(segments_with(prefix).empty());
@@ -250,7 +250,7 @@ TEST_CASE("ProcessManager: SIGTERM to the manager stops its children and removes
   });
   REQUIRE(sem.acquire_for(10s));
   const std::string prefix2 = "pm-" + std::to_string(manager2.pid()) + "-";
-  CHECK(segments_with(prefix2).size() == 2);
+  CHECK(segments_with(prefix2).size() == 3);
   manager2.kill(SIGINT);
   CHECK(manager2.wait_for(10000ms) == 128 + SIGINT);
   CHECK(segments_with(prefix2).empty());
@@ -280,10 +280,10 @@ TEST_CASE("ProcessManager: a SIGKILLed manager leaves stale, removable channels"
     for (auto& c : list_channels()) {
       if (c.name.rfind(prefix, 0) == 0) mine.push_back(c);
     }
-    if (mine.size() == 2 && mine[0].stale && mine[1].stale) break;
+    if (mine.size() == 3 && std::all_of(mine.begin(), mine.end(), [](auto& c) { return c.stale; })) break;
     std::this_thread::sleep_for(10ms);
   }
-  REQUIRE(mine.size() == 2);
+  REQUIRE(mine.size() == 3);  // the target's two and the manager's control channel
   for (const auto& c : mine) {
     CHECK(c.stale);
     CHECK(Channel<Message>::remove(c.name));
