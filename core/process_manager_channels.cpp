@@ -8,6 +8,8 @@
 // and everything it sent has been read.
 #include "process_manager_impl.hpp"
 
+#include <algorithm>
+
 namespace sleet {
 
 using detail::Clock;
@@ -67,6 +69,57 @@ std::optional<Message> ProcessManager::Impl::receive(const std::string& name,
     }
     return m;
   }
+}
+
+std::optional<std::pair<std::string, Message>> ProcessManager::Impl::receive_any(
+    detail::Deadline deadline, bool throw_if_gone) {
+  std::lock_guard any(any_mutex);
+  for (;;) {
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [name, t] : targets) {
+        if (std::find(any_names.begin(), any_names.end(), name) == any_names.end()) {
+          any_set.add(t->active);  // id == position in any_names
+          any_names.push_back(name);
+        }
+      }
+      names = any_names;
+    }
+    if (names.empty()) {
+      if (!throw_if_gone) return std::nullopt;
+      detail::throw_error(errc::not_found, "process manager", "receive_any() with no targets");
+    }
+    bool any_alive = false;
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      const std::string& name = names[(any_next + k) % names.size()];
+      if (auto m = receive(name, Clock::now(), false)) {
+        any_next = (any_next + k + 1) % names.size();
+        return std::pair<std::string, Message>(name, std::move(*m));
+      }
+      std::lock_guard lock(mutex);
+      const TargetState st = target(name).state;
+      any_alive = any_alive || st == TargetState::running || st == TargetState::restarting;
+    }
+    if (!any_alive) {
+      if (!throw_if_gone) return std::nullopt;
+      detail::throw_error(errc::peer_dead, "process manager",
+                          "receive_any(): no target is running and none sent anything more");
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) return std::nullopt;
+    // Sleeps on every pipe at once; the slice bounds how late an exit is seen.
+    (void)any_set.wait_for(std::min<std::chrono::nanoseconds>(deadline - now, detail::kReceiveStatePoll));
+  }
+}
+
+std::pair<std::string, Message> ProcessManager::receive_any() {
+  return std::move(*impl_->receive_any(detail::kForever, true));
+}
+
+std::optional<std::pair<std::string, Message>> ProcessManager::receive_any_for(
+    std::chrono::nanoseconds timeout) {
+  return impl_->receive_any(detail::deadline_after(timeout), false);
 }
 
 void ProcessManager::send(const std::string& name, const Message& message) {

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@
 #include "process_control.hpp"
 #include "sleet/detail/futex.hpp"
 #include "sleet/process_manager.hpp"
+#include "sleet/wait_set.hpp"
 #include "system.hpp"
 
 namespace sleet {
@@ -158,6 +160,16 @@ struct ProcessManager::Impl {
   // child is gone and sent nothing more (errc::peer_dead if `throw_if_gone`).
   std::optional<Message> receive(const std::string& name, detail::Deadline deadline,
                                  bool throw_if_gone);
+  std::optional<std::pair<std::string, Message>> receive_any(detail::Deadline deadline,
+                                                             bool throw_if_gone);
+
+  // receive_any(): one WaitSet over every target's pipe (targets are never
+  // erased, so it only grows), its ids in any_names order; any_next rotates
+  // which target is looked at first.
+  std::mutex any_mutex;
+  WaitSet any_set{std::chrono::nanoseconds(0)};
+  std::vector<std::string> any_names;
+  std::size_t any_next = 0;
 };
 
 }  // namespace sleet

@@ -92,6 +92,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sleet/channel.hpp"
@@ -203,6 +204,14 @@ class ProcessManager {
   Message receive(const std::string& name);
   std::optional<Message> try_receive(const std::string& name);
   std::optional<Message> receive_for(const std::string& name, std::chrono::nanoseconds timeout);
+  // The next message from any target, with the target's name: every
+  // target's pipe is waited on at once (one WaitSet, one futex_waitv), and
+  // targets with messages are taken in turn. receive_any() throws
+  // errc::peer_dead once no target is running or restarting and nothing is
+  // left to read (errc::not_found if there are no targets);
+  // receive_any_for() returns nullopt then, or at the timeout.
+  std::pair<std::string, Message> receive_any();
+  std::optional<std::pair<std::string, Message>> receive_any_for(std::chrono::nanoseconds timeout);
 
  private:
   struct Impl;

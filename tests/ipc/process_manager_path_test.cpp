@@ -268,3 +268,33 @@ TEST_CASE("ProcessManager: bad input on the messaging calls", "[pm][bad_input]")
   CHECK_SLEET_ERROR(pm.receive("small"), errc::peer_dead, "target 'small': is stopped");
   CHECK_SLEET_ERROR(this_process::request_stop(), errc::not_managed, "request_stop()");
 }
+
+TEST_CASE("process manager: receive_any takes every child's messages through one WaitSet", "[pm][ipc][wait_set]") {
+  ProcessManager pm({.handle_signals = false});
+  constexpr std::int64_t kEach = 500;
+  for (const char* name : {"any-a", "any-b", "any-c"}) {
+    pm.add_target(name, [] {
+      auto& ch = this_process::active_channel();
+      for (std::int64_t k = 0; k < kEach; ++k) ch.send(seq_message(k));
+      return 0;
+    });
+  }
+  CHECK(pm.receive_any_for(10ms) == std::nullopt);  // nothing started yet: nothing is running
+  pm.start_all();
+  std::map<std::string, std::int64_t> next;
+  const auto deadline = Clock::now() + 30s;
+  std::int64_t total = 0;
+  while (total < 3 * kEach && Clock::now() < deadline) {
+    auto got = pm.receive_any_for(1s);
+    if (!got) continue;
+    auto& [name, m] = *got;
+    REQUIRE(m.topic == "seq");
+    REQUIRE(*m.get<std::int64_t>("k") == next[name]);  // in order per child, none lost or doubled
+    ++next[name];
+    ++total;
+  }
+  CHECK(total == 3 * kEach);
+  CHECK(next.size() == 3);
+  for (const char* name : {"any-a", "any-b", "any-c"}) CHECK(pm.wait_for(name, 10s) == 0);
+  CHECK_SLEET_ERROR(pm.receive_any(), errc::peer_dead, "no target is running");
+}

@@ -135,4 +135,8 @@ TEST_CASE("service ipc: a client killed mid-call does not block the server", "[s
   CHECK(server.wait_for(patience(5000ms)) == 0);
   const auto st = svc.stats();
   CHECK(st.served + st.dropped_replies >= 25);
+  // The killed client's reply channel is left behind; remove() takes it too.
+  CHECK(Service<int, int>::remove(c.name));
+  CHECK_FALSE(sleet::test::shm_exists(c.name + ".reply.0"));
+  CHECK_FALSE(sleet::test::shm_exists(c.name + ".reply.1"));
 }
