@@ -1460,6 +1460,11 @@ std::string make_table() {
       << fmt_ratio(ratio_of(row(op, "sleet-string"), row(op, kSleet))) << " |\n";
   }
 
+  o << "\nsleet's batch get (get_many, " << kManyBatch << " random present keys per call; per key):\n\n";
+  o << "| operation | sleet get_many | sleet get | get_many / get |\n|---|---|---|---|\n";
+  o << "| GetHit | " << shown(row("GetMany", kSleet)) << " | " << shown(row("GetHit", kSleet)) << " | "
+    << fmt_ratio(ratio_of(row("GetMany", kSleet), row("GetHit", kSleet))) << " |\n";
+
   o << "\n### Reader processes\n\n";
   o << "Aggregate gets per second of all reader processes (first start to last finish). "
        "\"+ writer\": one more process setting keys the readers never read, as fast as it can. "
