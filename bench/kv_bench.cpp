@@ -10,7 +10,10 @@
 //   one process  get hit, get miss, set (update of an existing key),
 //                insert+erase churn (insert a new key, erase the one inserted
 //                1,024 pairs ago; one item = one pair), and a 90/10 get/set
-//                mix, all over uniformly random keys.
+//                mix, all over uniformly random keys; get hot (a hot set: the
+//                first 1,000 keys only, which fit in L2); for sleet also
+//                get_many (batches of 16 random present keys, one item = one
+//                key).
 //   processes    1 and 2 forked reader processes doing random gets at once
 //                (aggregate gets/s and the scaling), and the same readers
 //                with one writer process setting other keys as fast as it
@@ -335,6 +338,7 @@ class SleetSession {
   void put(const Key16& k, const Val64& v) { kv_->set(k.view(), v); }
   bool erase(const Key16& k) { return kv_->erase(k.view()); }
   void tick() noexcept {}
+  const sleet::KvStore& kv() const noexcept { return *kv_; }
 
  private:
   sleet::KvStore owned_;
@@ -689,14 +693,15 @@ struct HitCheck {
   std::uint64_t sum = 0;
 };
 
+// Gets of uniformly random present keys among the first `range`.
 template <class Store>
-void BM_GetHit(benchmark::State& state, Store* store) {
+void get_hits(benchmark::State& state, Store* store, std::uint32_t range, std::uint64_t seed) {
   auto s = store->session(Use::read);
-  Rng rng(1);
+  Rng rng(seed);
   HitCheck c;
   Val64 v{};
   for (auto _ : state) {
-    const std::uint32_t i = rng.below(kEntries);
+    const std::uint32_t i = rng.below(range);
     if (!s.get(keys().hit[i], v) || v.w[0] != i) ++c.bad;
     c.sum += v.w[1];
     s.tick();
@@ -704,6 +709,42 @@ void BM_GetHit(benchmark::State& state, Store* store) {
   benchmark::DoNotOptimize(c.sum);
   if (c.bad) state.SkipWithError("get hit: a key was missing or had the wrong value");
   state.SetItemsProcessed(state.iterations());
+}
+
+template <class Store>
+void BM_GetHit(benchmark::State& state, Store* store) {
+  get_hits(state, store, kEntries, 1);
+}
+
+// A hot set: the first kHotKeys keys only (their lines fit in L2).
+constexpr std::uint32_t kHotKeys = 1000;
+template <class Store>
+void BM_GetHot(benchmark::State& state, Store* store) {
+  get_hits(state, store, kHotKeys, 5);
+}
+
+// sleet's batch get: kManyBatch random present keys per get_many() call
+// (one item = one key, so the rate compares with GetHit's).
+constexpr std::size_t kManyBatch = 16;
+void BM_GetMany(benchmark::State& state, SleetStore* store) {
+  auto s = store->session(Use::read);
+  Rng rng(6);
+  HitCheck c;
+  std::string_view batch[kManyBatch];
+  std::uint32_t idx[kManyBatch];
+  for (auto _ : state) {
+    for (std::size_t j = 0; j < kManyBatch; ++j) {
+      idx[j] = rng.below(kEntries);
+      batch[j] = keys().hit[idx[j]].view();
+    }
+    s.kv().get_many<Val64>(batch, [&](std::size_t j, std::optional<Val64> v) {
+      if (!v || v->w[0] != idx[j]) ++c.bad;
+      c.sum += v ? v->w[1] : 0;
+    });
+  }
+  benchmark::DoNotOptimize(c.sum);
+  if (c.bad) state.SkipWithError("get_many: a key was missing or had the wrong value");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kManyBatch));
 }
 
 template <class Store>
@@ -1045,7 +1086,7 @@ struct Row {
 };
 
 // The one-process rows of one contender, in the order of kSingleOps.
-const char* const kSingleOps[] = {"GetHit", "GetMiss", "Set", "Churn", "Mix90_10", "GetMissAfterChurn"};
+const char* const kSingleOps[] = {"GetHit", "GetMiss", "Set", "Churn", "Mix90_10", "GetMissAfterChurn", "GetHot"};
 
 template <class Store>
 std::vector<Row> single_rows(const std::string& who, Store* main, Store* churn, bool targets_get,
@@ -1057,6 +1098,7 @@ std::vector<Row> single_rows(const std::string& who, Store* main, Store* churn, 
       {row("Churn", who), [churn](benchmark::State& s) { BM_Churn(s, churn); }},
       {row("Mix90_10", who), [main](benchmark::State& s) { BM_Mix(s, main); }},
       {row("GetMissAfterChurn", who), [churn](benchmark::State& s) { BM_GetMiss(s, churn); }},
+      {row("GetHot", who), [main](benchmark::State& s) { BM_GetHot(s, main); }, false, targets_get},
   };
 }
 
@@ -1078,7 +1120,7 @@ std::vector<Row> all_rows() {
   std::vector<std::vector<Row>> single, multi;
 #if SLEET_HAVE_LMDB
   single.push_back(single_rows(kLmdb, st.lmdb.get(), st.lmdb_churn.get(), true, false));
-  multi.push_back(mp_rows(kLmdb, st.lmdb.get(), false));
+  multi.push_back(mp_rows(kLmdb, st.lmdb.get(), true));
 #endif
 #if SLEET_HAVE_BOOST
   single.push_back(single_rows(kBoost, st.boost.get(), st.boost_churn.get(), true, true));
@@ -1095,6 +1137,8 @@ std::vector<Row> all_rows() {
       SleetStringStore* s = st.sleet_str.get();
       if (op == 0) {
         rows.push_back({row("GetHit", "sleet-string"), [s](benchmark::State& b) { BM_GetHit(b, s); }});
+        SleetStore* raw = st.sleet.get();
+        rows.push_back({row("GetMany", kSleet), [raw](benchmark::State& b) { BM_GetMany(b, raw); }});
       } else {
         rows.push_back({row("Set", "sleet-string"), [s](benchmark::State& b) { BM_Set(b, s); }});
       }
@@ -1305,12 +1349,17 @@ struct TargetLine {
 
 std::vector<TargetLine> targets() {
   return {
-      {"get hit: sleet vs LMDB get (one reader, long read txn)", row("GetHit", kSleet), row("GetHit", kLmdb), 3.0},
-      {"get hit: sleet vs Boost.Interprocess map", row("GetHit", kSleet), row("GetHit", kBoost), 3.0},
+      {"get hit from another process: sleet vs LMDB (1 reader process each)", mp_row(kSleet, 1, false),
+       mp_row(kLmdb, 1, false), 3.0},
+      {"get hit from another process: sleet vs Boost.Interprocess map (1 reader process each)",
+       mp_row(kSleet, 1, false), mp_row(kBoost, 1, false), 2.0},
+      {"get hit, one process: sleet vs LMDB get (one long read txn)", row("GetHit", kSleet), row("GetHit", kLmdb), 3.0},
+      {"get hit, one process: sleet vs Boost.Interprocess map", row("GetHit", kSleet), row("GetHit", kBoost), 2.0},
+      {"hot set of 1,000 keys: sleet vs LMDB (one long read txn)", row("GetHot", kSleet), row("GetHot", kLmdb), 10.0},
       {"2 reader processes vs 1 reader process (sleet)", mp_row(kSleet, 2, false), mp_row(kSleet, 1, false), 1.8},
-      {"set (update): sleet vs Boost.Interprocess map put", row("Set", kSleet), row("Set", kBoost), 1.0},
+      {"set (update): sleet vs Boost.Interprocess map put", row("Set", kSleet), row("Set", kBoost), 2.0},
       {"reader with 1 writer process on other keys vs reader solo (sleet)", mp_row(kSleet, 1, true),
-       mp_row(kSleet, 1, false), 0.8},
+       mp_row(kSleet, 1, false), 0.9},
   };
 }
 
@@ -1344,6 +1393,19 @@ std::string make_table() {
   }
   o << " all in 4 KiB pages of tmpfs (shmem transparent huge pages: "
     << read_first_line("/sys/kernel/mm/transparent_hugepage/shmem_enabled", nullptr) << ") |\n";
+  {
+    std::size_t mine = 0, boost = 0;
+    for (const auto& [who, bytes] : g_stores.footprint) {
+      if (who == kSleet) mine = bytes;
+      if (who == kBoost) boost = bytes;
+    }
+    if (mine && boost) {
+      const double r = static_cast<double>(mine) / static_cast<double>(boost);
+      o << "| memory: sleet / Boost.Interprocess map | " << fmt("%.2fx", r) << " (goal ≤ 1.50x: "
+        << (r <= 1.5 ? "**PASS**" : "**MISS**") << "); sleet " << fmt("%.1f", static_cast<double>(mine) / 100000.0)
+        << " bytes per entry |\n";
+    }
+  }
   o << "| LMDB | /dev/shm, MDB_NOSYNC\\|MDB_NOMETASYNC\\|MDB_WRITEMAP; one-process gets: one long read txn per "
        "run; reader processes: txn reset+renew every "
     << kLmdbRenewEvery << " gets; writes: commit every " << kLmdbCommitEvery << " writes |\n\n";
@@ -1397,6 +1459,11 @@ std::string make_table() {
     o << "| " << op << " | " << shown(row(op, "sleet-string")) << " | " << shown(row(op, kSleet)) << " | "
       << fmt_ratio(ratio_of(row(op, "sleet-string"), row(op, kSleet))) << " |\n";
   }
+
+  o << "\nsleet's batch get (get_many, " << kManyBatch << " random present keys per call; per key):\n\n";
+  o << "| operation | sleet get_many | sleet get | get_many / get |\n|---|---|---|---|\n";
+  o << "| GetHit | " << shown(row("GetMany", kSleet)) << " | " << shown(row("GetHit", kSleet)) << " | "
+    << fmt_ratio(ratio_of(row("GetMany", kSleet), row("GetHit", kSleet))) << " |\n";
 
   o << "\n### Reader processes\n\n";
   o << "Aggregate gets per second of all reader processes (first start to last finish). "

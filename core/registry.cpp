@@ -85,6 +85,13 @@ void read_kv(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
   kv.entries = detail::kv_entries_approx(object);
   kv.max_key_size = c.max_key_size;
   kv.max_value_size = c.max_value_size;
+  kv.overflow_bytes = c.overflow_blocks * detail::kKvBlock;
+  if (c.overflow_blocks != 0) {
+    const auto& o = *reinterpret_cast<const detail::KvOverflow*>(object + c.overflow_offset);
+    // relaxed: a statistic; bounded, a damaged counter is not believed.
+    const std::uint64_t used = o.used_blocks.load(std::memory_order_relaxed);
+    kv.overflow_used = (used <= c.overflow_blocks ? used : c.overflow_blocks) * detail::kKvBlock;
+  }
   info.kv = kv;
 }
 

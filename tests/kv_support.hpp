@@ -47,9 +47,11 @@ inline bool kv_rec_ok(const KvRec& r) {
 }
 
 // A variable-size (cereal codec) value: 8 bytes of seq, a payload of
-// mix(seq) % 81 bytes derived from seq, 8 bytes of checksum.
+// mix(seq) % 81 bytes derived from seq (150 + mix(seq) % 400 if seq has
+// kKvBigSeq set: a value for the overflow area), 8 bytes of checksum.
+inline constexpr std::uint64_t kKvBigSeq = std::uint64_t{1} << 61;
 inline std::string make_kv_str(std::uint64_t seq) {
-  const std::size_t len = mix(seq) % 81;
+  const std::size_t len = (seq & kKvBigSeq) ? 150 + mix(seq) % 400 : mix(seq) % 81;
   std::string s(16 + len, '\0');
   std::memcpy(s.data(), &seq, 8);
   for (std::size_t i = 0; i < len; ++i) {
@@ -88,12 +90,34 @@ struct KvTable {
     return *reinterpret_cast<sleet::detail::KvSlot*>(seg.object() + config().slots_offset +
                                                      i * config().stride);
   }
-  // The stripe a key's writers lock (kv_store.cpp: stripe_of(kv_hash(key))).
-  std::uint64_t stripe_of(const std::string& key) const {
+  sleet::detail::KvMeta& meta(std::uint64_t i) const {
+    return reinterpret_cast<sleet::detail::KvMeta*>(seg.object() + config().meta_offset)[i];
+  }
+  sleet::detail::KvOverflow& overflow() const {
+    return *reinterpret_cast<sleet::detail::KvOverflow*>(seg.object() + config().overflow_offset);
+  }
+  std::uint32_t* block_meta() const {
+    return reinterpret_cast<std::uint32_t*>(seg.object() + config().overflow_offset +
+                                            sizeof(sleet::detail::KvOverflow));
+  }
+  std::uint64_t* spare(std::uint64_t stripe) const {
+    return reinterpret_cast<std::uint64_t*>(seg.object() + config().spares_offset +
+                                            stripe * config().value_bytes);
+  }
+  // The length word of the overflow run starting at block `run`.
+  std::uint64_t& run_header_len(std::uint32_t run) const {
+    return *reinterpret_cast<std::uint64_t*>(seg.object() + config().blocks_offset + run * sleet::detail::kKvBlock);
+  }
+  static std::uint64_t hash_of(const std::string& key) {
     std::uint64_t words[sleet::detail::kKvMaxKeySize / 8] = {};
     std::memcpy(words, key.data(), key.size());
-    return (sleet::detail::kv_hash(words, key.size()) >> 40) & (config().stripes - 1);
+    return sleet::detail::kv_hash(words, key.size());
   }
+  // The stripe a key's writers lock (kv_store.cpp: kv_stripe_of(kv_hash(key))).
+  std::uint64_t stripe_of(const std::string& key) const {
+    return sleet::detail::kv_stripe_of(hash_of(key), config());
+  }
+  std::uint64_t home_of(const std::string& key) const { return hash_of(key) & (config().slots - 1); }
   // The slot holding `key` live, or -1.
   long slot_of(const std::string& key) const {
     for (std::uint64_t i = 0; i < config().slots; ++i) {
@@ -104,6 +128,25 @@ struct KvTable {
       }
     }
     return -1;
+  }
+  // Overflow blocks of the runs live keys publish (what is not leaked).
+  std::uint64_t overflow_blocks_referenced() const {
+    std::uint64_t n = 0;
+    for (std::uint64_t i = 0; i < config().slots; ++i) {
+      auto& s = slot(i);
+      if (sleet::detail::kv_state(s.state.load()) != sleet::detail::kKvLive) continue;
+      const std::uint64_t where = s.version.load() & sleet::detail::kKvWhereMask;
+      if (where < sleet::detail::kKvRun0) continue;
+      const std::uint32_t run = s.tail(config()).run[where - sleet::detail::kKvRun0].load();
+      if (run < config().overflow_blocks) n += block_meta()[run];
+    }
+    return n;
+  }
+  // Overflow blocks marked in use (the block meta, not the statistic).
+  std::uint64_t overflow_blocks_used() const {
+    std::uint64_t n = 0;
+    for (std::uint64_t i = 0; i < config().overflow_blocks; ++i) n += block_meta()[i] != 0;
+    return n;
   }
 };
 

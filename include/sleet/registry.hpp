@@ -59,7 +59,9 @@ struct KvInfo {
   std::uint64_t slots = 0;           // capacity rounded up to a power of two
   std::uint64_t entries = 0;         // live keys (racy while writers run)
   std::uint64_t max_key_size = 0;    // bytes
-  std::uint64_t max_value_size = 0;  // bytes of an encoded value
+  std::uint64_t max_value_size = 0;  // bytes of an encoded value kept in its slot
+  std::uint64_t overflow_bytes = 0;  // the overflow area for larger values (0: none)
+  std::uint64_t overflow_used = 0;   // bytes of it in use (racy)
 };
 
 struct ObjectInfo {

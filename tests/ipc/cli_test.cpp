@@ -188,9 +188,34 @@ TEST_CASE("cli: ls --json shows every field of a channel and a kv store", "[cli]
                  "\"times_full\":0,\"send_sleeps\":0,\"receive_sleeps\":0,\"send_wakes\":0,"
                  "\"receive_wakes\":0}]}"));
   CHECK(contains(kv_line, "\"kind\":\"kv\","));
+  // One live key: the whole segment is its memory per key.
+  const std::string kv_size = std::to_string(
+      sleet::detail::Segment::open(kv_name, sleet::detail::SegmentKind::kv,
+                                   sleet::detail::fnv1a("sleet::KvStore"), "kv").size());
+  CHECK(contains(kv_line, "\"size\":" + kv_size + ","));
   CHECK(contains(kv_line, "\"kv\":{\"capacity\":8,\"slots\":8,\"entries\":1,\"max_key_size\":16,"
-                          "\"max_value_size\":32}}"));
+                          "\"max_value_size\":32,\"overflow_bytes\":0,\"overflow_used\":0,"
+                          "\"bytes_per_entry\":" + kv_size + "}}"));
   CHECK_FALSE(contains(kv_line, "\"rings\""));
+}
+
+TEST_CASE("cli: stat of a kv store shows the fill and the memory per live key", "[cli][kv]") {
+  const auto name = st::unique_name("cli.stat.kv");
+  st::Cleanup cleanup(name);
+  auto kv = sleet::KvStore::create(name, {.capacity = 64, .max_key_size = 16, .max_value_size = 64,
+                                          .overflow_bytes = 4096});
+  for (int i = 0; i < 16; ++i) kv.set("k" + std::to_string(i), i);
+  kv.set("big", std::string(1000, 'x'));
+  const Run r = sleet_cli({"stat", name});
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  const std::uint64_t size = sleet::detail::Segment::open(name, sleet::detail::SegmentKind::kv,
+                                                          sleet::detail::fnv1a("sleet::KvStore"), "kv")
+                                 .size();
+  CHECK(stat_field(r.out, "entries") == "17 (26% of the slots), " + std::to_string(size / 17) +
+                                            " bytes of shared memory per live key");
+  // 1,008 encoded bytes + the 16-byte run header, in 64-byte blocks.
+  CHECK(stat_field(r.out, "overflow") == "1024 of 4096 bytes in use");
 }
 
 TEST_CASE("cli: a segment whose processes were SIGKILLed is STALE and rm --stale removes it",

@@ -67,6 +67,9 @@ constexpr auto kWriteBound = 1000ms;
 
 const std::vector<std::string> kRecKeys = {"rec.0", "rec.1", "rec.2", "rec.3"};
 const std::vector<std::string> kStrKeys = {"str.0", "str.1", "str.2", "str.3"};
+// Strings that are large (overflow area) or small (the slot) by turns.
+const std::vector<std::string> kBigKeys = {"big.0", "big.1", "big.2", "big.3"};
+constexpr std::uint64_t kBig = sleet::test::kKvBigSeq;
 
 std::uint32_t seed_from_env() {
   if (const char* s = std::getenv("SLEET_KV_CRASH_SEED")) return static_cast<std::uint32_t>(std::strtoul(s, nullptr, 0));
@@ -85,7 +88,27 @@ int writer_main(const std::string& name, int generation, std::uint32_t seed) {
     const std::size_t i = rng() % 4;
     const unsigned op = rng() % 4;
     ++seq;
-    if (rng() % 2) {
+    if (rng() % 3 == 0) {
+      const std::string& k = kBigKeys[i];
+      switch (op) {
+        case 0:
+          kv.set(k, sleet::test::make_kv_str(seq | kBig));
+          break;
+        case 1:
+          kv.update<std::string>(k, [&](std::optional<std::string> cur) {
+            if (cur && !sleet::test::kv_str_ok(*cur)) std::_Exit(5);
+            return sleet::test::make_kv_str(rng() % 2 ? seq | kBig : seq);  // overflow <-> slot
+          });
+          break;
+        case 2:
+          (void)kv.erase(k);
+          kv.set(k, sleet::test::make_kv_str(seq | kBig));
+          break;
+        case 3:
+          (void)kv.erase(k);
+          break;
+      }
+    } else if (rng() % 2) {
       const std::string& k = kRecKeys[i];
       switch (op) {
         case 0:
@@ -196,6 +219,16 @@ int reader_loop(KvStore& kv, ReaderStats& st) {
         }
       }
     }
+    for (const auto& k : kBigKeys) {
+      auto v = timed([&] { return kv.get<std::string>(k); });
+      if (v) {
+        ++st.found;
+        if (!sleet::test::kv_str_ok(*v)) {
+          std::fprintf(stderr, "reader: torn big string at %s: %zu bytes\n", k.c_str(), v->size());
+          return 1;
+        }
+      }
+    }
     for (const auto& k : kStrKeys) {
       auto v = timed([&] { return kv.get<std::string>(k); });
       if (v) {
@@ -258,7 +291,8 @@ TEST_CASE("KvStore crash: writers SIGKILLed at random moments", "[kv][stress]") 
   INFO("seed " << seed << " (set SLEET_KV_CRASH_SEED to replay)");
   const std::string name = unique_name("kv.crash");
   Cleanup cleanup(name);
-  auto kv = KvStore::create(name, {.capacity = 32, .max_value_size = 128});
+  auto kv = KvStore::create(name, {.capacity = 32, .max_value_size = 128, .overflow_bytes = 8192});
+  sleet::test::KvTable table = sleet::test::kv_white_box(name);
   auto white_box = sleet::detail::Segment::open(name, sleet::detail::SegmentKind::kv,
                                                 sleet::detail::fnv1a("sleet::KvStore"), "kv");
 
@@ -269,7 +303,7 @@ TEST_CASE("KvStore crash: writers SIGKILLed at random moments", "[kv][stress]") 
   std::uint64_t next_seq = std::uint64_t{1} << 62;
   auto write_all = [&](int kill) {
     const std::uint64_t base = next_seq;
-    next_seq += kRecKeys.size() + kStrKeys.size();
+    next_seq += kRecKeys.size() + kStrKeys.size() + kBigKeys.size();
     Child fixer([&] {
       auto mine = KvStore::open(name);
       std::uint64_t seq = base;
@@ -284,6 +318,9 @@ TEST_CASE("KvStore crash: writers SIGKILLed at random moments", "[kv][stress]") 
       for (const auto& k : kStrKeys) {
         if (!timed_set(k, sleet::test::make_kv_str(seq++))) return 2;
       }
+      for (const auto& k : kBigKeys) {
+        if (!timed_set(k, sleet::test::make_kv_str(seq++ | kBig))) return 2;
+      }
       if (!timed_set("alive", -1)) return 2;
       return 0;
     });
@@ -295,7 +332,12 @@ TEST_CASE("KvStore crash: writers SIGKILLed at random moments", "[kv][stress]") 
     std::uint64_t seq = base;
     for (const auto& k : kRecKeys) REQUIRE(kv.get<KvRec>(k)->seq == seq++);
     for (const auto& k : kStrKeys) REQUIRE(sleet::test::kv_str_seq(*kv.get<std::string>(k)) == seq++);
+    for (const auto& k : kBigKeys) REQUIRE(sleet::test::kv_str_seq(*kv.get<std::string>(k)) == (seq++ | kBig));
     REQUIRE(kv.get<int>("alive") == -1);
+    // The overflow area leaks nothing a dead writer had in flight (the
+    // next writer that took its lock freed it): every block in use belongs
+    // to a run a live key publishes.
+    REQUIRE(table.overflow_blocks_used() == table.overflow_blocks_referenced());
   };
   write_all(-1);
   kv.set("stop", 0);
@@ -349,9 +391,9 @@ TEST_CASE("KvStore crash: writers SIGKILLed at random moments", "[kv][stress]") 
     write_all(k);  // a new writer writes every key, taking over what the dead one held
     const Leftovers after = leftovers_of(white_box, pid);
     CHECK(after.locks == 0);
-    // The counts are exact again: 8 data keys, "alive", "stop", "reader.up".
+    // The counts are exact again: 12 data keys, "alive", "stop", "reader.up".
     const std::size_t live = kv.snapshot().size();
-    CHECK(live == kRecKeys.size() + kStrKeys.size() + 3);
+    CHECK(live == kRecKeys.size() + kStrKeys.size() + kBigKeys.size() + 3);
     REQUIRE(kv.size() == live);
   }
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -513,9 +555,11 @@ TEST_CASE("KvStore crash: a slot claimed by a dead writer is reused", "[kv][stre
   // through writing a key into it.
   const int pid = dead_pid();
   auto& s = t.slot(static_cast<std::uint64_t>(free_slot));
+  t.meta(static_cast<std::uint64_t>(free_slot)).tag.store(sleet::detail::kTagFree);
   s.state.store(sleet::detail::kv_state_word(sleet::detail::kKvClaimed, pid));
+  // It had set the tag of the key it was inserting, and part of the key.
+  t.meta(static_cast<std::uint64_t>(free_slot)).tag.store(sleet::detail::kv_tag(sleet::test::KvTable::hash_of("z")));
   s.key_len.store(1);
-  s.hash.store(12345);
   std::memset(s.key_words(), 'z', 8);
 
   CHECK(kv.size() == 3);
@@ -562,11 +606,13 @@ TEST_CASE("KvStore crash: a value half-written by a dead writer is never seen", 
     REQUIRE(i >= 0);
     auto& s = t.slot(static_cast<std::uint64_t>(i));
     const std::uint64_t v = s.version.load();
-    const unsigned inactive = (v & 1) ^ 1;
-    // The writer died filling the inactive buffer, before publishing it.
-    std::memset(s.value_words(t.config(), inactive), 0xAB, 64);
-    s.value_len[inactive].store(37);
-    s.value_fp[inactive].store(0x1234);
+    REQUIRE((v & sleet::detail::kKvWhereMask) == sleet::detail::kKvInline);
+    // The writer died filling its stripe's spare, before publishing it.
+    auto& stripe = t.stripe(t.stripe_of(key));
+    std::memset(t.spare(t.stripe_of(key)), 0xAB, 64);
+    stripe.spare_len.store(37);
+    stripe.spare_fp.store(0x1234);
+    stripe.pending.store(static_cast<std::uint64_t>(i) + 1);
     REQUIRE(s.version.load() == v);
   }
   CHECK(kv.get<KvRec>("r")->seq == 1);

@@ -193,7 +193,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 3);
+  STATIC_REQUIRE(kLayoutVersion == 4);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
   STATIC_REQUIRE(kMaxUsers == 32);
@@ -289,7 +289,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 3);                                          // layout version
+  CHECK(le32(8) == 4);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint

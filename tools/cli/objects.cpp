@@ -107,6 +107,9 @@ void write_json(Json& j, const ObjectInfo& o) {
     j.key("entries").value(o.kv->entries);
     j.key("max_key_size").value(o.kv->max_key_size);
     j.key("max_value_size").value(o.kv->max_value_size);
+    j.key("overflow_bytes").value(o.kv->overflow_bytes);
+    j.key("overflow_used").value(o.kv->overflow_used);
+    j.key("bytes_per_entry").value(o.kv->entries ? o.total_size / o.kv->entries : 0);
     j.end_object();
   }
   for (const auto& [key, value] : o.fields) j.key(key).value(value);
@@ -156,7 +159,17 @@ void print_stat(const ObjectInfo& o) {
   if (o.kv) {
     line("capacity", std::to_string(o.kv->capacity) + " entries (" + std::to_string(o.kv->slots) +
                          " slots)");
-    line("entries", std::to_string(o.kv->entries));
+    // Shared memory per live key: what the table costs for what it holds.
+    const std::uint64_t fill_pct = o.kv->slots ? o.kv->entries * 100 / o.kv->slots : 0;
+    line("entries", std::to_string(o.kv->entries) + " (" + std::to_string(fill_pct) +
+                        "% of the slots), " +
+                        (o.kv->entries ? std::to_string(o.total_size / o.kv->entries) +
+                                             " bytes of shared memory per live key"
+                                       : std::string("no live key")));
+    if (o.kv->overflow_bytes != 0) {
+      line("overflow", std::to_string(o.kv->overflow_used) + " of " +
+                           std::to_string(o.kv->overflow_bytes) + " bytes in use");
+    }
     line("max key size", std::to_string(o.kv->max_key_size) + " bytes");
     line("max value size", std::to_string(o.kv->max_value_size) + " bytes");
   }
