@@ -250,7 +250,8 @@ void TopicCore::close() noexcept {
   // acq_rel: later claims see the bit (their CAS fails); subscribers that see
   // it (acquire) see the tickets claimed before it.
   ctl.head.fetch_or(kTopicClosedBit, std::memory_order_acq_rel);
-  // release: display only (stats); the head bit is what the protocol uses.
+  // release: after the head bit, so a subscriber that sees kClosed (acquire,
+  // try_peek's cheap check) then reads head with the final ticket.
   ctl.common.closed.store(kClosed, std::memory_order_release);
   // Unconditional wakes (see ChannelCore::close()).
   ctl.common.data_ec.notify_slow();

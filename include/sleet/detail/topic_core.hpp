@@ -233,6 +233,10 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
 
   SLEET_INLINE Poll try_peek(const TopicCore&, Record& r) noexcept {
     if (SLEET_LIKELY(peek_next(r))) return Poll::ready;
+    // Not head: publishers write it for every message, and a subscriber
+    // that polls it while caught up would pull its line away from them.
+    // The read-mostly close flag is stored after head's closed bit.
+    if (SLEET_LIKELY(!ring_.common().is_closed())) return Poll::empty;
     // closed and drained: every ticket below the final one was published.
     // acquire: pairs with close()'s fetch_or.
     const std::uint64_t h = ring_.control().head.load(std::memory_order_acquire);
