@@ -14,12 +14,6 @@ namespace sleet::detail {
 
 namespace {
 
-std::string channel_label(std::string_view name) {
-  std::string s = "channel '";
-  s.append(name).append("'");
-  return s;
-}
-
 std::uint64_t next_serial() noexcept {
   static std::atomic<std::uint64_t> serial{0};
   // relaxed: only uniqueness within this process matters.
@@ -30,8 +24,6 @@ std::uint64_t make_token(int pid, std::uint64_t serial) noexcept {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(pid)) << 32) |
          (serial & 0xFFFFFFFFu);
 }
-
-bool is_pow2(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
@@ -214,7 +206,7 @@ ChannelCore ChannelCore::share() const {
 ChannelCore ChannelCore::create(std::string_view name, const ChannelOptions& options,
                                 const MessageType& type) {
   validate_name(name);
-  std::string label = channel_label(name);
+  std::string label = object_label("channel", name);
   const ChannelLayout layout = ChannelLayout::resolve(options, type, label);
   SegmentSpec spec{SegmentKind::channel, layout.bytes, type.fingerprint, type.name,
                    options.permissions};
@@ -224,7 +216,7 @@ ChannelCore ChannelCore::create(std::string_view name, const ChannelOptions& opt
 
 ChannelCore ChannelCore::open(std::string_view name, const MessageType& type) {
   Segment seg = Segment::open(name, SegmentKind::channel, type.fingerprint, type.name);
-  std::string label = channel_label(name);
+  std::string label = object_label("channel", name);
   ChannelLayout::check(seg.object(), seg.object_size(), type, label);
   return ChannelCore(std::move(seg), 0, std::move(label));
 }

@@ -18,12 +18,6 @@ namespace {
 // Longest reply-channel suffix: ".reply." and a 20-digit id.
 constexpr std::size_t kReplySuffix = 7 + 20;
 
-std::string service_label(std::string_view name) {
-  std::string s = "service '";
-  s.append(name).append("'");
-  return s;
-}
-
 std::uint64_t service_fingerprint(const MessageType& req, const MessageType& resp) noexcept {
   return req.fingerprint ^ (resp.fingerprint << 1 | resp.fingerprint >> 63);
 }
@@ -42,7 +36,7 @@ ServiceCore::ServiceCore(ChannelCore requests, std::string label)
 ServiceCore ServiceCore::create(std::string_view name, const ServiceOptions& o,
                                 const MessageType& req, const MessageType& resp) {
   validate_name(name);
-  std::string label = service_label(name);
+  std::string label = object_label("service", name);
   if (name.size() > kMaxNameLength - kReplySuffix) {
     throw_error(errc::invalid_name, label,
                 "a service name has at most " + std::to_string(kMaxNameLength - kReplySuffix) +
@@ -79,7 +73,7 @@ ServiceCore ServiceCore::create(std::string_view name, const ServiceOptions& o,
 }
 
 ServiceCore ServiceCore::open(std::string_view name, const MessageType& req, const MessageType& resp) {
-  std::string label = service_label(name);
+  std::string label = object_label("service", name);
   const std::string type = service_type(req, resp);
   Segment seg = Segment::open(name, SegmentKind::service, service_fingerprint(req, resp), type);
   if (seg.object_size() < sizeof(ServiceControl)) throw_error(errc::not_sleet, label, "too small for a service");

@@ -23,6 +23,12 @@ void throw_errno(int err, std::string_view object, std::string_view what) {
   throw Error(errc_from_errno(err), msg);
 }
 
+std::string object_label(std::string_view kind, std::string_view name) {
+  std::string s(kind);
+  s.append(" '").append(name).append("'");
+  return s;
+}
+
 void throw_error(errc code, std::string_view object, std::string_view detail) {
   std::string msg;
   msg.append(object).append(": ").append(detail);

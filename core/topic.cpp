@@ -15,14 +15,6 @@ namespace sleet::detail {
 
 namespace {
 
-std::string topic_label(std::string_view name) {
-  std::string s = "topic '";
-  s.append(name).append("'");
-  return s;
-}
-
-bool is_pow2(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
-
 struct TopicLayout {
   std::uint64_t slots;
   std::uint64_t stride;
@@ -118,7 +110,7 @@ TopicCore TopicCore::share() const {
 TopicCore TopicCore::create(std::string_view name, const TopicOptions& options,
                             const MessageType& type) {
   validate_name(name);
-  std::string label = topic_label(name);
+  std::string label = object_label("topic", name);
   const TopicLayout layout = resolve(options, type, label);
   SegmentSpec spec{SegmentKind::topic, layout.bytes, type.fingerprint, type.name,
                    options.permissions};
@@ -129,7 +121,7 @@ TopicCore TopicCore::create(std::string_view name, const TopicOptions& options,
 
 TopicCore TopicCore::open(std::string_view name, const MessageType& type) {
   Segment seg = Segment::open(name, SegmentKind::topic, type.fingerprint, type.name);
-  std::string label = topic_label(name);
+  std::string label = object_label("topic", name);
   check(seg, label);
   return TopicCore(std::move(seg), std::move(label));
 }
