@@ -3,6 +3,7 @@
 // statistics (channel_core.hpp).
 #include "sleet/detail/channel_core.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -76,7 +77,8 @@ void ChannelLayout::initialize(std::byte* at) const {
 
 std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
                                    const MessageType& type, std::string_view what) {
-  if (limit < sizeof(ChannelConfig) + MpmcRing::control_size()) {
+  // The smaller control block; the mpmc one is checked again below.
+  if (limit < sizeof(ChannelConfig) + std::min(SpscRing::control_size(), MpmcRing::control_size())) {
     throw_error(errc::not_sleet, what, "too small for a channel");
   }
   const auto& cfg = *reinterpret_cast<const ChannelConfig*>(at);
@@ -94,6 +96,7 @@ std::uint64_t ChannelLayout::check(const std::byte* at, std::uint64_t limit,
     if (c.bytes > limit) throw_error(errc::not_sleet, what, "spsc ring does not fit in its segment");
     need += SpscRing::control_size() + c.bytes;
   } else if (cfg.topology == static_cast<std::uint32_t>(Topology::mpmc)) {
+    if (limit < need + MpmcRing::control_size()) throw_error(errc::not_sleet, what, "too small for an mpmc channel");
     const auto& c = *reinterpret_cast<const MpmcControl*>(ring);
     if (!is_pow2(c.slots) || c.slots < 2 || c.stride != MpmcRing::stride_for(c.max_message_size) ||
         c.max_message_size != cfg.max_message_size) {
@@ -152,10 +155,13 @@ ChannelStats read_channel_stats(const std::byte* at) noexcept {
     // Aborted claims took a ticket each and carry no message; a consumer
     // that skipped one took its ticket too (until it does, received may
     // read one low: a snapshot).
-    const std::uint64_t aborted = c.common.aborted.load(std::memory_order_relaxed);
-    s.sent = tickets > aborted ? tickets - aborted : 0;
+    // A claim recovered from a dead producer is skipped like an aborted one.
+    s.abandoned = c.common.abandoned.load(std::memory_order_relaxed);
+    s.lost = c.common.lost.load(std::memory_order_relaxed);
+    const std::uint64_t skipped = c.common.aborted.load(std::memory_order_relaxed) + s.abandoned;
+    s.sent = tickets > skipped ? tickets - skipped : 0;
     const std::uint64_t taken = c.dequeue_pos.load(std::memory_order_relaxed);
-    s.received = taken > aborted ? taken - aborted : 0;
+    s.received = taken > skipped ? taken - skipped : 0;
   }
   s.queued = s.sent > s.received ? s.sent - s.received : 0;
   const RingCommon& c = common_at(at);

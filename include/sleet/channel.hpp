@@ -17,7 +17,11 @@
 //   send (or receive) gets errc::busy instead of corrupting the ring; the
 //   role passes on when its holder is destroyed or its process dies.
 // - mpmc: any number of senders and receivers; fixed slots of
-//   max_message_size (mpmc_ring.hpp).
+//   max_message_size (mpmc_ring.hpp). A process that dies holding a slot
+//   (mid-send or mid-receive) holds nobody up: within about kRecoverAfter
+//   (10 ms) of someone waiting on that slot it is taken back; its unfinished
+//   send is skipped (stats().abandoned; that send() never returned) and a
+//   message it had taken is counted in stats().lost.
 //
 // Two ways to receive, one per Channel object (mixing them is
 // errc::wrong_mode):

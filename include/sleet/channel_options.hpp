@@ -33,6 +33,10 @@ struct ChannelStats {
   std::uint64_t receive_sleeps = 0;  // times a receiver went to sleep
   std::uint64_t send_wakes = 0;      // futex wakes issued for sleeping senders
   std::uint64_t receive_wakes = 0;   // futex wakes issued for sleeping receivers
+  // mpmc, slots recovered from processes that died holding them: sends
+  // that never returned (skipped), and messages a dying receiver had taken.
+  std::uint64_t abandoned = 0;
+  std::uint64_t lost = 0;
 };
 
 }  // namespace sleet

@@ -186,7 +186,7 @@ TEST_CASE("cli: ls --json shows every field of a channel and a kv store", "[cli]
                  "\"rings\":[{\"direction\":null,\"topology\":\"spsc\",\"capacity\":8,"
                  "\"max_message_size\":40,\"closed\":false,\"queued\":1,\"sent\":1,\"received\":0,"
                  "\"times_full\":0,\"send_sleeps\":0,\"receive_sleeps\":0,\"send_wakes\":0,"
-                 "\"receive_wakes\":0}]}"));
+                 "\"receive_wakes\":0,\"abandoned\":0,\"lost\":0}]}"));
   CHECK(contains(kv_line, "\"kind\":\"kv\","));
   // One live key: the whole segment is its memory per key.
   const std::string kv_size = std::to_string(

@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
@@ -423,4 +426,121 @@ TEST_CASE("mpmc ring: 2 producers x 2 consumers, checksummed", "[mpmc][threads]"
   CHECK(once == kProducers * kPerProducer);
   CHECK(rb.ring.size_approx() == 0);
   CHECK(ms < 3000);
+}
+
+// ---- recovery from dead processes (mpmc_ring.hpp, "Dead processes") ----
+
+namespace {
+
+// An identity whose process is gone: a child that has exited and been reaped.
+std::uint64_t dead_identity() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return static_cast<std::uint64_t>(pid) << 32 | 12345u;
+}
+
+// Enters `identity` in the ring's process table as another process would.
+std::uint32_t enter_process(MpmcRing& r, std::uint64_t identity) {
+  for (std::uint32_t i = 0; i < sleet::detail::kTrackedProcesses; ++i) {
+    std::uint64_t expected = 0;
+    if (r.control().processes[i].compare_exchange_strong(expected, identity)) return i;
+  }
+  FAIL("process table full");
+  return sleet::detail::kUntracked;
+}
+
+}  // namespace
+
+TEST_CASE("mpmc ring: a producer that died holding a claim is skipped and counted", "[mpmc][recovery]") {
+  const bool moved_position = GENERATE(true, false);  // died after / before moving enqueue_pos
+  CAPTURE(moved_position);
+  RingBuffer rb(4, 8);
+  auto& r = rb.ring;
+  const std::uint32_t me = r.attach();
+  const std::uint32_t dead = enter_process(r, dead_identity());
+  REQUIRE(me != dead);
+  REQUIRE(r.try_write("\x01\0\0\0\0\0\0\0", 8, me));
+  const auto held = r.claim(dead);  // the dead process's last act
+  REQUIRE(held);
+  if (!moved_position) rb.control().enqueue_pos.store(held.ticket);
+  std::uint64_t v = 2;
+  REQUIRE(r.try_write(&v, 8, me));  // helps the position past the held slot
+  CHECK(read_u64(r) == std::optional<std::uint64_t>(1));
+  CHECK_FALSE(r.peek(me));  // ticket 1 is held
+  CHECK(r.consumer_stuck());
+  CHECK(r.recover(held.ticket, me));
+  CHECK_FALSE(r.recover(held.ticket, me));  // once
+  CHECK(rb.control().common.abandoned.load() == 1);
+  CHECK(read_u64(r) == std::optional<std::uint64_t>(2));  // the message behind it flows
+  CHECK_FALSE(r.peek(me));
+  CHECK_FALSE(r.consumer_stuck());
+  // The ring is whole: every slot usable for two more laps.
+  for (std::uint64_t i = 0; i < 8; ++i) {
+    REQUIRE(write_u64(r, 100 + i));
+    CHECK(read_u64(r) == std::optional<std::uint64_t>(100 + i));
+  }
+}
+
+TEST_CASE("mpmc ring: a consumer that died holding a message frees its slot; the loss is counted",
+          "[mpmc][recovery]") {
+  RingBuffer rb(2, 8);
+  auto& r = rb.ring;
+  const std::uint32_t me = r.attach();
+  const std::uint32_t dead = enter_process(r, dead_identity());
+  REQUIRE(write_u64(r, 1));
+  REQUIRE(write_u64(r, 2));
+  const auto taken = r.peek(dead);  // taken, never consumed
+  REQUIRE(taken);
+  CHECK_FALSE(write_u64(r, 3));  // ticket 2 waits for slot 0
+  CHECK(r.producer_stuck());
+  CHECK(r.recover(taken.ticket, me));
+  CHECK(rb.control().common.lost.load() == 1);
+  REQUIRE(write_u64(r, 3));
+  CHECK(read_u64(r) == std::optional<std::uint64_t>(2));
+  CHECK(read_u64(r) == std::optional<std::uint64_t>(3));
+  CHECK_FALSE(read_u64(r));
+}
+
+TEST_CASE("mpmc ring: a live holder is never taken over; unstick waits kRecoverAfter", "[mpmc][recovery]") {
+  RingBuffer rb(4, 8);
+  auto& r = rb.ring;
+  const std::uint32_t me = r.attach();
+  CHECK(r.attach() == me);  // one entry per process
+  const auto mine = r.claim(me);
+  REQUIRE(mine);
+  CHECK_FALSE(r.recover(mine.ticket, me));  // we live
+  const auto anon = r.claim();              // untracked: nobody can tell
+  REQUIRE(anon);
+  CHECK_FALSE(r.recover(anon.ticket, me));
+  r.commit(mine, sleet::detail::MpmcRing::kSkip);
+  r.commit(anon, sleet::detail::MpmcRing::kSkip);
+  CHECK_FALSE(r.peek(me));
+
+  const std::uint32_t dead = enter_process(r, dead_identity());
+  const auto held = r.claim(dead);
+  REQUIRE(held);
+  CHECK_FALSE(r.unstick_consumer(me));  // first sight: only noted
+  CHECK_FALSE(r.unstick_consumer(me));  // too soon
+  std::this_thread::sleep_for(sleet::detail::kRecoverAfter + std::chrono::milliseconds(2));
+  CHECK(r.unstick_consumer(me));
+  CHECK(rb.control().common.abandoned.load() == 1);
+}
+
+TEST_CASE("mpmc ring: a dead process's table entry is reused only after its slots are recovered",
+          "[mpmc][recovery]") {
+  RingBuffer rb(4, 8);
+  auto& r = rb.ring;
+  const std::uint64_t gone = dead_identity();
+  for (std::uint32_t i = 0; i < sleet::detail::kTrackedProcesses; ++i) REQUIRE(enter_process(r, gone) == i);
+  REQUIRE(write_u64(r, 7));
+  const auto held = r.claim(0);  // stamped with entry 0, whose process is gone
+  REQUIRE(held);
+  const std::uint32_t me = r.attach();  // the table is full of the dead: entry 0 is taken back
+  CHECK(me == 0);
+  CHECK(rb.control().common.abandoned.load() == 1);
+  CHECK(read_u64(r) == std::optional<std::uint64_t>(7));
+  CHECK_FALSE(r.peek(me));  // the skipped slot was consumed on the way
+  CHECK(rb.control().dequeue_pos.load() == 2);
 }

@@ -193,7 +193,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 4);
+  STATIC_REQUIRE(kLayoutVersion == 5);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
   STATIC_REQUIRE(kMaxUsers == 32);
@@ -256,7 +256,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   STATIC_REQUIRE(SpscRing::kHeader == 8);
   STATIC_REQUIRE(SpscRing::kData == 1);
   STATIC_REQUIRE(SpscRing::kPad == 2);
-  STATIC_REQUIRE(sizeof(MpmcControl) == 896);
+  STATIC_REQUIRE(sizeof(MpmcControl) == 1920);
   STATIC_REQUIRE(offsetof(MpmcControl, slots) == 0);
   STATIC_REQUIRE(offsetof(MpmcControl, stride) == 8);
   STATIC_REQUIRE(offsetof(MpmcControl, max_message_size) == 16);
@@ -264,8 +264,11 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   STATIC_REQUIRE(offsetof(MpmcControl, common) == 128);
   STATIC_REQUIRE(offsetof(MpmcControl, enqueue_pos) == 640);
   STATIC_REQUIRE(offsetof(MpmcControl, dequeue_pos) == 768);
+  STATIC_REQUIRE(offsetof(MpmcControl, processes) == 896);
+  STATIC_REQUIRE(sleet::detail::kTrackedProcesses == 127);
   STATIC_REQUIRE(sizeof(MpmcSlot) == 16);
-  STATIC_REQUIRE(offsetof(MpmcSlot, seq) == 0);
+  STATIC_REQUIRE(offsetof(MpmcSlot, word) == 0);
+  STATIC_REQUIRE(MpmcRing::word(5, MpmcRing::kHolds, 3) == (5u << 9 | 2u << 7 | 3u));
   STATIC_REQUIRE(offsetof(MpmcSlot, size) == 8);
   STATIC_REQUIRE(MpmcRing::kSkip == 0xFFFFFFFFu);
   STATIC_REQUIRE(MpmcRing::kClosedBit == std::uint64_t{1} << 63);
@@ -289,7 +292,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 4);                                          // layout version
+  CHECK(le32(8) == 5);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint

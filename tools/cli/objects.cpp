@@ -96,6 +96,8 @@ void write_json(Json& j, const ObjectInfo& o) {
       j.key("receive_sleeps").value(r.stats.receive_sleeps);
       j.key("send_wakes").value(r.stats.send_wakes);
       j.key("receive_wakes").value(r.stats.receive_wakes);
+      j.key("abandoned").value(r.stats.abandoned);
+      j.key("lost").value(r.stats.lost);
       j.end_object();
     }
     j.end_array();
@@ -154,6 +156,10 @@ void print_stat(const ObjectInfo& o) {
     line(p + "send wakes", std::to_string(r.stats.send_wakes));
     line(p + "receive sleeps", std::to_string(r.stats.receive_sleeps));
     line(p + "receive wakes", std::to_string(r.stats.receive_wakes));
+    if (r.stats.abandoned != 0 || r.stats.lost != 0) {  // mpmc slots taken back from dead processes
+      line(p + "abandoned", std::to_string(r.stats.abandoned) + " (sends by processes that died before publishing)");
+      line(p + "lost", std::to_string(r.stats.lost) + " (messages taken by receivers that died)");
+    }
     line(p + "waiting", waiting(r.stats));
   }
   if (o.kv) {

@@ -67,6 +67,7 @@ class ChannelEnd {
   // White-box access (tests, benchmarks): the ring of the matching topology.
   SpscRing& spsc_ring() { return std::get<SpscPort>(port_).ring(); }
   MpmcRing& mpmc_ring() { return std::get<MpmcPort>(port_).ring(); }
+  MpmcPort& mpmc_port() { return std::get<MpmcPort>(port_); }
   const Segment& segment() const noexcept { return core_.segment(); }
   Topology topology() const noexcept { return core_.topology(); }
   void close() noexcept { core_.close(); }

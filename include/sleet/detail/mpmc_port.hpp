@@ -1,22 +1,23 @@
 // sleet/detail/mpmc_port.hpp — the port of an mpmc ring, in the form every
-// port shares (spsc_port.hpp has the vocabulary). Stateless apart from the
-// ring's address: one object may be used by many threads at once, and a
-// claim or a peeked record carries its own ticket.
+// port shares (spsc_port.hpp has the vocabulary). Apart from the ring's
+// address it holds only this process's entry in the ring's process table
+// (mpmc_ring.hpp, "Dead processes"): one object may be used by many threads
+// at once, and a claim or a peeked record carries its own ticket. In a
+// child of fork() an inherited port looks its process's entry up again.
 //
-// A receive() that blocks without a deadline takes its ticket with one
-// fetch_add when the ring shows a message ready (mpmc_ring.hpp, "Two ways to
-// take a ticket"), then waits for that slot alone; everything else takes
-// tickets by compare-and-swap, so a try, a timeout or a closed channel
-// takes nothing.
+// Every try first does what it came for; only when it finds nothing does
+// it look whether a dead process holds the slot it waits on, and a wait
+// whose ring shows such a slot sleeps in slices of kRecoverAfter.
 //
 // Closing needs no bracket here: close() sets the closed bit in the ticket
 // counter, so every ticket below the final one was claimed before the close
-// and is committed or aborted by its (live) producer; receivers drain up to
-// it. A claim held open (a loan) therefore holds up the receivers of every
-// later ticket, and their report of closed, until it is committed or
-// abandoned.
+// and is committed or aborted by its producer (or recovered when that one
+// died); receivers drain up to it. A claim held open (a loan) therefore
+// holds up the receivers of every later ticket, and their report of closed,
+// until it is committed or abandoned.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -34,14 +35,17 @@ class MpmcPort : public PeekWaits<MpmcPort> {
   using Record = MpmcRing::Take;
 
   MpmcPort() = default;
-  explicit MpmcPort(const ChannelCore& core) noexcept : ring_(core.ring()), common_(&ring_.common()) {}
+  explicit MpmcPort(const ChannelCore& core) noexcept
+      : ring_(core.ring()), common_(&ring_.common()), me_(ring_.attach()), pid_(current_pid()) {}
 
   // ---- producers ----
 
   SLEET_INLINE Poll try_claim(const ChannelCore&, std::uint32_t, Claim& out) noexcept {
-    out = ring_.claim();
+    out = ring_.claim(me());
     if (SLEET_LIKELY(out)) return Poll::ready;
-    return out.closed ? Poll::closed : Poll::empty;
+    if (out.closed) return Poll::closed;
+    if (SLEET_UNLIKELY(ring_.unstick_producer(me()))) out = ring_.claim(me());  // a dead receiver held us back
+    return out ? Poll::ready : out.closed ? Poll::closed : Poll::empty;
   }
   SLEET_INLINE Poll try_claim_in_place(const ChannelCore& core, std::uint32_t n, Claim& out) noexcept {
     return try_claim(core, n, out);
@@ -55,9 +59,12 @@ class MpmcPort : public PeekWaits<MpmcPort> {
   SLEET_NOINLINE Poll wait_claim(const ChannelCore& core, std::uint32_t n, Claim& out,
                                  Deadline deadline) {
     core.count_full();
-    return block_on(
-        common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(), deadline,
-        common_->send_sleeps);
+    for (;;) {
+      const Poll p = block_on(
+          common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(), slice(deadline, true),
+          common_->send_sleeps);
+      if (p != Poll::empty || Clock::now() >= deadline) return p;
+    }
   }
   SLEET_INLINE void commit(const Claim& c, std::uint32_t n) noexcept { ring_.commit(c, n); }
   void abort(const Claim& c) noexcept {
@@ -86,12 +93,18 @@ class MpmcPort : public PeekWaits<MpmcPort> {
   // ---- consumers ----
 
   SLEET_INLINE Poll try_peek(const ChannelCore&, Record& r) noexcept {
-    r = ring_.peek();
+    r = ring_.peek(me());
     if (SLEET_LIKELY(static_cast<bool>(r))) return Poll::ready;
-    if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
-    r = ring_.peek();  // sent before close
-    if (r) return Poll::ready;
-    return ring_.drained() ? Poll::closed : Poll::empty;
+    return try_peek_empty(r);
+  }
+  // The receivers' wait, in slices while a dead sender may hold the slot
+  // they wait on (nobody else would wake them).
+  template <class Core, class Stop>
+  SLEET_NOINLINE Poll wait_peek(const Core& core, Record& r, Deadline deadline, Stop& stop) {
+    for (;;) {
+      const Poll p = PeekWaits<MpmcPort>::wait_peek(core, r, slice(deadline, false), stop);
+      if (p != Poll::empty || Clock::now() >= deadline) return p;
+    }
   }
   // A message is waiting, or the channel is closed (WaitSet's readiness).
   bool has_data() const noexcept { return ring_.looks_ready() || common_->is_closed(); }
@@ -100,30 +113,10 @@ class MpmcPort : public PeekWaits<MpmcPort> {
   std::size_t batch_limit() const noexcept { return ring_.control().slots; }
   // The next message of a batch whose first came from try_peek()/peek_until().
   SLEET_INLINE bool peek_next(Record& r) noexcept {
-    r = ring_.peek();
+    r = ring_.peek(me());
     return static_cast<bool>(r);
   }
   Poll peek_forever(const ChannelCore& core, Record& r) {
-    while (ring_.looks_ready()) {
-      const std::uint64_t ticket = ring_.next_receive_ticket();
-      r = ring_.take_at(ticket);
-      if (SLEET_UNLIKELY(!r)) {
-        // Another consumer took the message we saw: wait for our ticket's.
-        const Poll p = block_on(
-            common_->data_ec,
-            [&] {
-              r = ring_.take_at(ticket);
-              if (r) return Poll::ready;
-              // No producer fills a ticket at or past the final one.
-              return common_->is_closed() && ticket >= ring_.final() ? Poll::closed : Poll::empty;
-            },
-            core.spin(), kForever, common_->receive_sleeps);
-        if (p == Poll::closed) return p;
-      }
-      if (SLEET_LIKELY(r.size() != MpmcRing::kSkip)) return Poll::ready;
-      ring_.consume(r);  // an aborted claim: free it (a sender may sleep on it) and try again
-      ring_.release();
-    }
     return peek_until(core, r, kForever, [] { return false; });
   }
   static bool damaged(const Record& r) noexcept { return r.size() == MpmcRing::kDamaged; }
@@ -142,10 +135,31 @@ class MpmcPort : public PeekWaits<MpmcPort> {
 
   RingCommon& common() const noexcept { return *common_; }
   MpmcRing& ring() noexcept { return ring_; }  // white-box tests
+  // This process's name in the ring's slots.
+  std::uint32_t me() noexcept { return SLEET_LIKELY(current_pid() == pid_) ? me_ : ring_.attach(); }
 
  private:
+  SLEET_NOINLINE Poll try_peek_empty(Record& r) noexcept {
+    if (SLEET_UNLIKELY(ring_.unstick_consumer(me()))) {  // a dead sender held the slot
+      r = ring_.peek(me());
+      if (r) return Poll::ready;
+    }
+    if (SLEET_LIKELY(!common_->is_closed())) return Poll::empty;
+    r = ring_.peek(me());  // sent before close
+    if (r) return Poll::ready;
+    return ring_.drained() ? Poll::closed : Poll::empty;
+  }
+  // The deadline of one sleep: kRecoverAfter while the slot waited on is
+  // held by someone (who may be dead), else the caller's.
+  Deadline slice(Deadline deadline, bool producer) const noexcept {
+    const bool held = producer ? ring_.producer_stuck() : ring_.consumer_stuck();
+    return held ? std::min(deadline, Clock::now() + kRecoverAfter) : deadline;
+  }
+
   MpmcRing ring_;
   RingCommon* common_ = nullptr;
+  std::uint32_t me_ = kUntracked;
+  int pid_ = 0;
 };
 
 }  // namespace sleet::detail

@@ -1,77 +1,119 @@
 // sleet/detail/mpmc_ring.hpp — layer 3: bounded multi-producer
-// multi-consumer ring of fixed-size slots (D. Vyukov's bounded MPMC queue).
+// multi-consumer ring of fixed-size slots (after D. Vyukov's bounded MPMC
+// queue), in which every claimed slot names the process that holds it, so
+// the survivors can take it back when that process dies.
 //
-// `slots` is a power of two. Each slot is a sequence number, the payload
-// length and room for `max_message_size` bytes:
+// `slots` is a power of two. Each slot is a state word, the payload length
+// and room for `max_message_size` bytes:
 //
-//   0                   64                  96                 128
-//   +-------------------+-------------------+------------------+
-//   |   seq (atomic)    |  payload length   |     reserved     |
-//   +-------------------+-------------------+------------------+
-//   |  payload ... (max_message_size; the slot padded to 64)  |
-//   +----------------------------------------------------------+
+//   0                   8          12         16
+//   +-------------------+----------+----------+----------------------+
+//   | word (atomic)     |  length  | reserved | payload ... (to a 64-byte multiple)
+//   +-------------------+----------+----------+----------------------+
 //
-// Slot i of lap L (ticket t = L * slots + i) is free for the producer of
-// ticket t when seq == t, and holds its message for the consumer of ticket t
-// when seq == t + 1. The consumer frees it for the next lap with
-// seq = t + slots.
+//   word:  63                      9   8   7 6         0
+//          +------------------------+-------+-----------+
+//          | ticket (low 55 bits)   | state | owner (7) |
+//          +------------------------+-------+-----------+
+//
+// For ticket t (slot t mod slots, lap t / slots) the state is one of
+//   free(t)     the slot awaits the producer of t
+//   writing(t)  a producer holds it; `owner` is its entry in `processes`
+//   holds(t)    it carries t's message, for the consumer of t
+//   reading(t)  a consumer holds it; `owner` as above
+// and a consumer that is done stores free(t + slots). Tickets in the word
+// are compared modulo 2^55 (lap_diff()), so ring positions may run up to the
+// 63-bit limit of the counters.
+//
+// Taking a ticket is one compare-and-swap on the slot word (free(t) ->
+// writing(t, me); holds(t) -> reading(t, me)): the word is lap-tagged, so a
+// stale CAS never succeeds (no ABA), and the same instruction that takes the
+// slot names its holder, so no instant exists at which a slot is taken by
+// nobody. `enqueue_pos` / `dequeue_pos` are then only the position to try
+// next: the taker moves it past its ticket with a CAS, and anyone who finds
+// the slot at the position already taken moves it on for them (helping), so
+// a holder that stalls or dies between the two steps blocks nobody.
 //
 // Vocabulary (the same in every ring, spsc_ring.hpp):
 //   producer  claim() -> a slot (room for max_message_size bytes);
 //             commit(c, n) finishes it with n bytes; abort(c) gives it up
 //             (consumers skip it); publish() ends a batch: everything
 //             committed is visible no later than publish() (here: at once,
-//             a slot's seq is its publication), and it wakes consumers.
+//             a slot's word is its publication), and it wakes consumers.
 //   consumer  peek() -> the oldest message, now ours alone; consume(t)
 //             frees its slot; release() ends a batch and wakes producers.
-// Two ways to take a ticket:
-// - claim()/peek() compare-and-swap the position only after seeing that the
-//   slot is ready, so a failed try takes nothing (every send, try_receive,
-//   receive_for);
-// - next_receive_ticket() fetch_adds it (atomic_queue's scheme: one RMW
-//   that never fails under contention), and the caller then waits for that
-//   slot. A ticket taken so must be used: only a receive() that blocks
-//   without a deadline takes one, and only when the slot it saw looked
-//   ready, so it rarely waits; a ticket at or past the final one ends the
-//   wait with closed. Senders never take tickets this way: a sender waiting
-//   on a ticket could not give it back when the channel closes and its
-//   receivers are gone.
+// A failed try takes nothing: a slot is taken only when it is seen ready.
 //
 // Synchronization
-// - producer: wins ticket t (relaxed CAS or fetch_add on enqueue_pos: the
-//   ticket is only a name; the slot's seq carries the data), sees seq == t
-//   with acquire (1), writes the payload, then seq.store(t + 1, release) (2).
-// - consumer: wins ticket t on dequeue_pos, sees seq == t + 1 with acquire
-//   (3) — pairs with (2) — reads, then seq.store(t + slots, release) (4),
-//   which pairs with (1): the next lap's producer never overwrites bytes
-//   still being read.
-// - `enqueue_pos - dequeue_pos` is the fill; both only grow.
+// - producer: loads the word of slot(pos) with acquire (1) — pairs with the
+//   consumer's release (4) of the previous lap, so the bytes it is about to
+//   overwrite are no longer read — and CASes it to writing (relaxed: (1)
+//   already read the value the CAS replaces); writes the payload and the
+//   length, then stores holds(t) with release (2).
+// - consumer: loads the word with acquire (3) — pairs with (2) — CASes it to
+//   reading (relaxed, as above), reads, then stores free(t + slots) with
+//   release (4), which pairs with (1).
+// - the positions are relaxed: they carry no data, the slot words do.
 //
 // Closing sets kClosedBit (bit 63) in enqueue_pos (one fetch_or): later
-// claims fail, and the value below the bit is the final ticket; consumers
-// drain up to it. The closer that set the bit also stores the final ticket
-// plus one in `final_ticket` (0: not stored yet); a second closer waits
-// until it is there, so nobody reports closed against a missing value.
-// Tickets therefore have 63 bits (2^63 messages: centuries at a billion a
-// second).
+// position CASes fail, and the value below the bit is the final ticket;
+// consumers drain up to it. A producer that took slot t but finds the bit
+// set on a position not yet past t gives the slot back and reports closed:
+// its ticket is at or past the final one, so nobody would receive it. The
+// closer that set the bit stores the final ticket plus one in `final_ticket`
+// (0: not stored yet); a second closer waits until it is there.
+//
+// Dead processes
+// Every process that uses the ring takes an entry in `processes` (its
+// identity: pid + start time, process.hpp) when its port is made (attach())
+// and stamps the entry's index into the slots it takes. A slot found in
+// writing or reading state with the same word for kRecoverAfter is checked:
+// if its owner's process is gone, the finder takes the slot over with a CAS
+// (writing(t, dead) -> writing(t, me)), so two finders never both act, and
+//   - writing: marks it skipped (kSkip) and publishes it; counted in
+//     `abandoned`. The dead producer's send() never returned, so no message
+//     whose send() returned is lost; the messages behind it flow again.
+//   - reading: frees it; counted in `lost` (the message was taken by a
+//     receiver that died before its receive() returned).
+// Consumers look at the slot at dequeue_pos, producers at the slot that
+// holds them back (enqueue_pos, previous lap); a waiter whose ring shows
+// such a slot sleeps in slices of kRecoverAfter, since no dead process wakes
+// it. The guarantee at each instant:
+//   send:    before its CAS, nothing is taken; after it, the slot is its own
+//            and named: dying anywhere up to (2) is recovered as abandoned;
+//            after (2) the message is delivered.
+//   receive: before its CAS, nothing is taken; after it, dying anywhere up
+//            to the return of receive() loses that one message, counted in
+//            `lost`; after (4) nothing is owed.
+// An entry whose process died is reused by a later attach() only after that
+// attach() has recovered every slot still stamped with it. Beyond
+// kTrackedProcesses live processes at once, later ones stamp kUntracked, and
+// their slots are not recovered if they die (stats show them as `queued`).
 //
 // Bounds: a slot's length is checked against max_message_size before the
 // payload is read; a bad one is reported as damaged (Take::size() ==
 // kDamaged) and its slot freed like any other.
-//
-// A producer that dies between winning its ticket and (2) stalls consumers
-// at that slot; recovering from that is not implemented (see the issue notes).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/platform.hpp"
+#include "sleet/detail/process.hpp"
 #include "sleet/detail/ring_common.hpp"
 
 namespace sleet::detail {
+
+// Entries of the process table; index kUntracked names nobody.
+inline constexpr std::uint32_t kTrackedProcesses = 127;
+inline constexpr std::uint32_t kUntracked = 127;
+// How long a slot must stay taken, unchanged, before its owner's process is
+// looked up (a /proc read): a send or receive holds a slot for nanoseconds,
+// so this is far beyond any live holder's step and short for a human.
+inline constexpr std::chrono::milliseconds kRecoverAfter{10};
 
 struct MpmcControl {
   std::uint64_t slots;             // power of two
@@ -81,35 +123,55 @@ struct MpmcControl {
   RingCommon common;
   alignas(kFalseSharing) std::atomic<std::uint64_t> enqueue_pos{0};
   alignas(kFalseSharing) std::atomic<std::uint64_t> dequeue_pos{0};
+  // Identity of the process using each entry (0: free); written at attach
+  // only, read when a slot looks stuck.
+  alignas(kFalseSharing) std::atomic<std::uint64_t> processes[kTrackedProcesses + 1];
 };
 static_assert(offsetof(MpmcControl, final_ticket) == 24);
 static_assert(offsetof(MpmcControl, common) == kFalseSharing);
-static_assert(sizeof(MpmcControl) % kFalseSharing == 0);
+static_assert(offsetof(MpmcControl, enqueue_pos) == 5 * kFalseSharing);
+static_assert(offsetof(MpmcControl, dequeue_pos) == 6 * kFalseSharing);
+static_assert(offsetof(MpmcControl, processes) == 7 * kFalseSharing);
+static_assert(sizeof(MpmcControl) == 15 * kFalseSharing);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 struct alignas(16) MpmcSlot {
-  std::atomic<std::uint64_t> seq;
+  std::atomic<std::uint64_t> word;
   std::uint32_t size;
   std::uint32_t reserved;
   std::byte* payload() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
 };
 static_assert(sizeof(MpmcSlot) == 16);
+static_assert(offsetof(MpmcSlot, size) == 8);
 
 class MpmcRing {
  public:
-  // Payload length of a slot whose producer abandoned it (abort()):
-  // consumers free it and move on.
+  // Payload length of a slot whose producer abandoned it (abort(), or a
+  // producer that died): consumers free it and move on.
   static constexpr std::uint32_t kSkip = 0xFFFFFFFFu;
   // Take::size() of a slot whose length fails its bound.
   static constexpr std::uint32_t kDamaged = 0xFFFFFFFEu;
   static constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 63;
+
+  enum State : std::uint64_t { kFree = 0, kWriting = 1, kHolds = 2, kReading = 3 };
+  static constexpr unsigned kTicketShift = 9;
+  static constexpr std::uint64_t word(std::uint64_t ticket, State st, std::uint32_t owner) noexcept {
+    return ticket << kTicketShift | std::uint64_t{st} << 7 | owner;
+  }
+  static constexpr State state_of(std::uint64_t w) noexcept { return static_cast<State>((w >> 7) & 3); }
+  static constexpr std::uint32_t owner_of(std::uint64_t w) noexcept { return w & 127; }
+  // The word's ticket minus `ticket`, modulo 2^55, as a signed number.
+  static constexpr std::int64_t lap_diff(std::uint64_t w, std::uint64_t ticket) noexcept {
+    return static_cast<std::int64_t>(((w >> kTicketShift) - ticket) << kTicketShift) >> kTicketShift;
+  }
 
   // Whole cache lines per slot: neighbouring tickets belong to different
   // producers and consumers, and sharing a line would make them fight over it.
   static constexpr std::uint64_t stride_for(std::uint64_t max_message_size) noexcept {
     return round_up(sizeof(MpmcSlot) + max_message_size, kCacheLine);
   }
-  // At least two: with one slot, "holds ticket t" (seq == t + 1) and "free
-  // for ticket t + 1" are the same state.
+  // At least two: with one slot, "holds ticket t" and "free for ticket
+  // t + 1" would be the same slot in the same lap.
   static std::uint64_t slot_count(std::uint64_t capacity) noexcept {
     return capacity < 2 ? 2 : next_pow2(capacity);
   }
@@ -123,14 +185,15 @@ class MpmcRing {
     c->slots = slots;
     c->stride = stride_for(max_message_size);
     c->max_message_size = max_message_size;
-    // relaxed (all three): published together with the segment's `ready`.
+    // relaxed (all): published together with the segment's `ready`.
     c->enqueue_pos.store(start, std::memory_order_relaxed);
     c->dequeue_pos.store(start, std::memory_order_relaxed);
+    for (auto& p : c->processes) p.store(0, std::memory_order_relaxed);
     auto* data = static_cast<std::byte*>(at) + sizeof(MpmcControl);
     for (std::uint64_t i = 0; i < slots; ++i) {
       const std::uint64_t t = start + i;
       auto* s = new (data + (t & (slots - 1)) * c->stride) MpmcSlot{};
-      s->seq.store(t, std::memory_order_relaxed);
+      s->word.store(word(t, kFree, 0), std::memory_order_relaxed);
     }
   }
 
@@ -145,6 +208,11 @@ class MpmcRing {
   MpmcControl& control() const noexcept { return *c_; }
   RingCommon& common() const noexcept { return c_->common; }
 
+  // This process's entry in the process table (taken on first use, shared by
+  // every object of the process on this mapping), or kUntracked when the
+  // table is full of live processes. Slow: once per port.
+  std::uint32_t attach() noexcept;
+
   struct Claim {
     MpmcSlot* slot = nullptr;
     std::uint64_t ticket = 0;
@@ -155,29 +223,42 @@ class MpmcRing {
 
   // ---- producers ----
 
-  // A free slot, or an empty Claim if the ring is full or closed. A claim
-  // must be committed or aborted: consumers wait for it.
-  [[nodiscard]] SLEET_INLINE Claim claim() noexcept {
-    // relaxed: a hint; the CAS below decides (and fails once the closed bit
-    // is set, since the bit is part of the value it compares).
+  // A free slot, taken under the name `me` (attach()), or an empty Claim if
+  // the ring is full or closed. A claim must be committed or aborted:
+  // consumers wait for it.
+  [[nodiscard]] SLEET_INLINE Claim claim(std::uint32_t me = kUntracked) noexcept {
+    // relaxed: a position to try; the slot word decides.
     std::uint64_t pos = c_->enqueue_pos.load(std::memory_order_relaxed);
     for (;;) {
       if (SLEET_UNLIKELY(pos & kClosedBit)) return Claim{nullptr, 0, true};
       MpmcSlot* s = slot(pos);
       // acquire (1): pairs with the consumer's release (4) of the previous lap.
-      const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(seq - pos);
-      if (diff == 0) {
-        // relaxed: the ticket carries no data (see the essay).
-        if (c_->enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
-                                                  std::memory_order_relaxed)) {
+      std::uint64_t w = s->word.load(std::memory_order_acquire);
+      const std::int64_t d = lap_diff(w, pos);
+      if (d == 0 && state_of(w) == kFree) {
+        // relaxed: (1) read the value this replaces (see Synchronization).
+        if (SLEET_LIKELY(s->word.compare_exchange_strong(w, word(pos, kWriting, me), std::memory_order_relaxed,
+                                                         std::memory_order_relaxed))) {
+          std::uint64_t e = pos;
+          // relaxed: a position (a failure means a helper moved it, or close).
+          if (SLEET_UNLIKELY(!c_->enqueue_pos.compare_exchange_strong(e, pos + 1, std::memory_order_relaxed,
+                                                                      std::memory_order_relaxed)) &&
+              e == (pos | kClosedBit)) {
+            // Closed with the final ticket at ours: nobody will receive it.
+            // release: pairs with (1) of nobody in particular; the slot is
+            // as the last consumer left it.
+            s->word.store(word(pos, kFree, 0), std::memory_order_release);
+            return Claim{nullptr, 0, true};
+          }
           return Claim{s, pos};
         }
-      } else if (diff < 0) {
-        return Claim{};
-      } else {
-        pos = c_->enqueue_pos.load(std::memory_order_relaxed);  // relaxed: as above
+        continue;  // the slot changed under us: look again at the same position
       }
+      if (d > 0 || (d == 0 && state_of(w) != kFree)) {
+        pos = help_past(c_->enqueue_pos, pos);  // ticket pos is taken
+        continue;
+      }
+      return Claim{};  // the previous lap is still in the slot: full
     }
   }
   // Finishes the claimed slot with `size` bytes of payload; it is visible
@@ -186,13 +267,13 @@ class MpmcRing {
     cl.slot->size = size;
     // release (2): the payload is complete before consumers see the slot;
     // pairs with the acquire (3) in peek().
-    cl.slot->seq.store(cl.ticket + 1, std::memory_order_release);
+    cl.slot->word.store(word(cl.ticket, kHolds, 0), std::memory_order_release);
   }
   void abort(const Claim& cl) noexcept { commit(cl, kSkip); }
   // Ends a batch: wakes sleeping consumers.
   SLEET_INLINE void publish() noexcept { c_->common.data_ec.notify(); }
-  [[nodiscard]] bool try_write(const void* p, std::uint32_t size) noexcept {
-    const Claim cl = claim();
+  [[nodiscard]] bool try_write(const void* p, std::uint32_t size, std::uint32_t me = kUntracked) noexcept {
+    const Claim cl = claim(me);
     if (!cl) return false;
     std::memcpy(cl.data(), p, size);
     commit(cl, size);
@@ -211,63 +292,57 @@ class MpmcRing {
     explicit operator bool() const noexcept { return slot != nullptr; }
   };
 
-  // The oldest published message, or an empty Take. Must be consumed.
-  [[nodiscard]] SLEET_INLINE Take peek() noexcept {
-    // relaxed: a hint; the CAS below decides.
+  // The oldest published message, taken under the name `me`, or an empty
+  // Take. Must be consumed.
+  [[nodiscard]] SLEET_INLINE Take peek(std::uint32_t me = kUntracked) noexcept {
+    // relaxed: a position to try; the slot word decides.
     std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
     for (;;) {
       MpmcSlot* s = slot(pos);
       // acquire (3): pairs with the producer's release (2).
-      const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(seq - (pos + 1));
-      if (diff == 0) {
-        // relaxed: the ticket carries no data.
-        if (c_->dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
-                                                  std::memory_order_relaxed)) {
+      std::uint64_t w = s->word.load(std::memory_order_acquire);
+      const std::int64_t d = lap_diff(w, pos);
+      if (d == 0 && state_of(w) == kHolds) {
+        // relaxed: (3) read the value this replaces.
+        if (SLEET_LIKELY(s->word.compare_exchange_strong(w, word(pos, kReading, me), std::memory_order_relaxed,
+                                                         std::memory_order_relaxed))) {
+          std::uint64_t e = pos;
+          // relaxed: a position (a failure means a helper moved it).
+          c_->dequeue_pos.compare_exchange_strong(e, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed);
           const Take t = checked(s, pos);
           if (SLEET_LIKELY(t.length != kSkip)) return t;
           consume(t);
           release();  // the skipped slot is free: a sender may sleep on it
           pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
         }
-      } else if (diff < 0) {
-        return Take{};
-      } else {
-        pos = c_->dequeue_pos.load(std::memory_order_relaxed);  // relaxed: as above
+        continue;
       }
+      if (d > 0 || (d == 0 && state_of(w) == kReading)) {
+        pos = help_past(c_->dequeue_pos, pos);  // ticket pos is taken
+        continue;
+      }
+      return Take{};  // not yet published (or being written)
     }
   }
   // Whether the next peek() would find a message (a racy hint).
   bool looks_ready() const noexcept {
     // relaxed: a hint; whoever acts on it checks the slot with acquire (3).
     const std::uint64_t pos = c_->dequeue_pos.load(std::memory_order_relaxed);
-    return slot(pos)->seq.load(std::memory_order_relaxed) == pos + 1;
-  }
-  // fetch_add form: a ticket whose slot the caller waits for with
-  // take_at(); the ticket is the caller's whatever happens.
-  [[nodiscard]] std::uint64_t next_receive_ticket() noexcept {
-    // relaxed: the ticket carries no data; its slot's seq does.
-    return c_->dequeue_pos.fetch_add(1, std::memory_order_relaxed);
-  }
-  // The message of `ticket` once published (empty Take until then). A
-  // skipped slot is freed and given back as a Take of size kSkip.
-  [[nodiscard]] Take take_at(std::uint64_t ticket) noexcept {
-    MpmcSlot* s = slot(ticket);
-    // acquire (3): pairs with the producer's release (2).
-    if (s->seq.load(std::memory_order_acquire) != ticket + 1) return Take{};
-    return checked(s, ticket);
+    const std::uint64_t w = slot(pos)->word.load(std::memory_order_relaxed);
+    return lap_diff(w, pos) == 0 && state_of(w) == kHolds;
   }
   // Frees the slot for the next lap (no wake-up: release()).
   SLEET_INLINE void consume(const Take& t) noexcept {
     // release (4): we are done reading; pairs with the acquire (1).
-    t.slot->seq.store(t.ticket + mask_ + 1, std::memory_order_release);
+    t.slot->word.store(word(t.ticket + mask_ + 1, kFree, 0), std::memory_order_release);
   }
   // Ends a batch: wakes sleeping producers.
   SLEET_INLINE void release() noexcept { c_->common.space_ec.notify(); }
   // Copies the oldest message out if it fits in `capacity` bytes; one that
   // does not (or a damaged one) is consumed and refused.
-  [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size) noexcept {
-    const Take t = peek();
+  [[nodiscard]] bool try_read(void* p, std::uint32_t capacity, std::uint32_t& size,
+                              std::uint32_t me = kUntracked) noexcept {
+    const Take t = peek(me);
     if (!t) return false;
     const bool fits = t.size() <= capacity;
     if (fits) {
@@ -278,6 +353,21 @@ class MpmcRing {
     release();
     return fits;
   }
+
+  // ---- recovery (slow paths; see "Dead processes") ----
+
+  // A slot a consumer waits on that a producer holds (writing, at
+  // dequeue_pos), or one a producer waits on that a consumer holds (reading,
+  // the previous lap at enqueue_pos): the candidates for recovery.
+  bool consumer_stuck() const noexcept { return held_at(c_->dequeue_pos, 0, kWriting); }
+  bool producer_stuck() const noexcept { return held_at(c_->enqueue_pos, mask_ + 1, kReading); }
+  // Recovers that slot if it stayed held, unchanged, for kRecoverAfter (as
+  // seen by this thread) and its owner's process is gone. True if it did.
+  bool unstick_consumer(std::uint32_t me) noexcept { return unstick(c_->dequeue_pos, 0, kWriting, me); }
+  bool unstick_producer(std::uint32_t me) noexcept { return unstick(c_->enqueue_pos, mask_ + 1, kReading, me); }
+  // Takes over the slot of `ticket` if it is held (writing or reading) by a
+  // process that is gone; true if it did. Now, not after kRecoverAfter.
+  bool recover(std::uint64_t ticket, std::uint32_t me) noexcept;
 
   // ---- anyone ----
 
@@ -311,8 +401,8 @@ class MpmcRing {
   // After close: true once every ticket below the final one has been taken
   // by a consumer.
   bool drained() const noexcept {
-    // relaxed: nothing is read through it; the consumer that took the last
-    // ticket owns that slot and reports its message itself.
+    // relaxed: a position; a consumer that took a ticket below the final
+    // one but has not moved the position yet is helped past it by peek().
     return c_->dequeue_pos.load(std::memory_order_relaxed) >= final();
   }
   std::uint64_t sent_approx() const noexcept {
@@ -337,6 +427,23 @@ class MpmcRing {
     if (SLEET_UNLIKELY(n > max_size_ && n != kSkip)) n = kDamaged;
     return Take{s, ticket, n};
   }
+  // Moves `pos_word` from `pos` to pos + 1 (or learns it moved); returns
+  // the position to try next.
+  static std::uint64_t help_past(std::atomic<std::uint64_t>& pos_word, std::uint64_t pos) noexcept {
+    // relaxed: positions carry no data.
+    if (pos_word.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+      return pos + 1;
+    }
+    return pos;  // the current value
+  }
+  bool held_at(const std::atomic<std::uint64_t>& pos_word, std::uint64_t back, State st) const noexcept {
+    // relaxed (both): a hint for the waits; unstick() decides.
+    const std::uint64_t pos = (pos_word.load(std::memory_order_relaxed) & ~kClosedBit) - back;
+    const std::uint64_t w = slot(pos)->word.load(std::memory_order_relaxed);
+    return lap_diff(w, pos) == 0 && state_of(w) == st;
+  }
+  bool unstick(const std::atomic<std::uint64_t>& pos_word, std::uint64_t back, State st,
+               std::uint32_t me) noexcept;
 
   MpmcControl* c_ = nullptr;
   std::byte* data_ = nullptr;

@@ -4,7 +4,8 @@
 //   +0    closed (read-mostly line)
 //   +128  data_ec   receivers sleep here until something is published
 //   +256  space_ec  senders sleep here until space is released
-//   +384  counters written only on slow paths (full, sleeps, aborted claims)
+//   +384  counters written only on slow paths (full, sleeps, aborted claims,
+//         claims recovered from dead processes)
 //
 // Closing is two-phase (ChannelCore::close()):
 //   kClosing  senders refuse from now on; a send already past its check may
@@ -42,6 +43,11 @@ struct RingCommon {
   std::atomic<std::uint64_t> send_sleeps{0};
   std::atomic<std::uint64_t> receive_sleeps{0};
   std::atomic<std::uint64_t> aborted{0};  // mpmc claims given up (tickets that carry no message)
+  // mpmc recovery (mpmc_ring.hpp, "Dead processes"): claims whose producer
+  // died before publishing (no send() returned for them), and messages taken
+  // by a receiver that died before it returned them.
+  std::atomic<std::uint64_t> abandoned{0};
+  std::atomic<std::uint64_t> lost{0};
 
   // Senders: has close() begun?
   bool refuses_sends() const noexcept {
@@ -67,7 +73,7 @@ class PeekWaits {
   SLEET_INLINE Poll peek_until(const Core& core, Record& r, Deadline deadline, Stop&& stop) {
     const Poll p = self().try_peek(core, r);
     if (SLEET_LIKELY(p != Poll::empty)) return p;
-    return wait_peek(core, r, deadline, stop);
+    return self().wait_peek(core, r, deadline, stop);  // a port may wrap the wait (mpmc: recovery slices)
   }
   template <class Core, class Record, class Stop>
   SLEET_NOINLINE Poll wait_peek(const Core& core, Record& r, Deadline deadline, Stop& stop) {
