@@ -21,11 +21,6 @@ std::uint64_t next_serial() noexcept {
   return serial.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-std::uint64_t make_token(int pid, std::uint64_t serial) noexcept {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(pid)) << 32) |
-         (serial & 0xFFFFFFFFu);
-}
-
 }  // namespace
 
 // ---- layout ----
@@ -235,37 +230,45 @@ ChannelCore ChannelCore::open_or_create(std::string_view name, const ChannelOpti
 
 bool ChannelCore::remove(std::string_view name) { return Segment::remove(name); }
 
-std::uint64_t ChannelCore::claim_role(std::atomic<std::uint64_t>& owner, const char* role) const {
-  const int me = current_pid();
-  const std::uint64_t token = make_token(me, serial_);
+std::uint64_t ChannelCore::claim_role(SpscRole& role, const char* what) const {
+  const std::uint64_t me = current_identity();
   // acquire: we continue the ring where the previous holder left it; pairs
   // with the release in release_role().
-  std::uint64_t cur = owner.load(std::memory_order_acquire);
+  std::uint64_t cur = role.owner.load(std::memory_order_acquire);
   for (;;) {
-    if (cur == token) break;
-    if (cur != 0 && pid_alive(token_pid(cur))) {
-      const int holder = token_pid(cur);
+    if (cur == me) {
+      // relaxed: the serial is written and read by this process only; a
+      // claim of ours still writing it shows 0 (busy, correctly).
+      if (role.serial.load(std::memory_order_relaxed) == serial_) return me;
       throw_error(errc::busy, label_,
-                  std::string("spsc channel already has a live ") + role + " (" +
-                      (holder == me ? std::string("another Channel object in this process")
-                                    : "pid " + std::to_string(holder)) +
-                      ")");
+                  std::string("spsc channel already has a live ") + what +
+                      " (another Channel object in this process)");
+    }
+    if (cur != 0 && identity_alive(cur)) {
+      throw_error(errc::busy, label_,
+                  std::string("spsc channel already has a live ") + what + " (pid " +
+                      std::to_string(token_pid(cur)) + ")");
     }
     // acquire on success: as above (a dead holder's ring stores were made
     // visible by its last release store of the index). Failure reloads cur.
-    if (owner.compare_exchange_weak(cur, token, std::memory_order_acquire,
-                                    std::memory_order_acquire)) {
+    if (role.owner.compare_exchange_weak(cur, me, std::memory_order_acquire,
+                                         std::memory_order_acquire)) {
       break;
     }
   }
-  return token;
+  role.serial.store(serial_, std::memory_order_relaxed);  // relaxed: see above
+  return me;
 }
 
-void release_role(std::atomic<std::uint64_t>& owner, std::uint64_t token) noexcept {
+void release_role(SpscRole& role, std::uint64_t token, std::uint64_t serial) noexcept {
   // Not held, or held by our parent before fork(): not ours to give back.
   if (token == 0 || token_pid(token) != current_pid()) return;
+  // relaxed: as in claim_role().
+  if (role.serial.load(std::memory_order_relaxed) != serial) return;
+  role.serial.store(0, std::memory_order_relaxed);
   // release: the next holder's acquire in claim_role() sees our last ring stores.
-  owner.compare_exchange_strong(token, 0, std::memory_order_release, std::memory_order_relaxed);
+  role.owner.compare_exchange_strong(token, 0, std::memory_order_release,
+                                     std::memory_order_relaxed);
 }
 
 void ChannelCore::close() noexcept {
@@ -286,9 +289,8 @@ void ChannelCore::close() noexcept {
     // acquire: pairs with the release store of 0 in SpscPort::leave_send().
     for (unsigned i = 0; ctl.in_send.load(std::memory_order_acquire) != 0; ++i) {
       if ((i & 255) == 255) {
-        // relaxed: we only need the holder's pid.
-        const auto holder = ctl.producer.load(std::memory_order_relaxed);
-        if (!pid_alive(token_pid(holder))) break;
+        // relaxed: we only need the holder's identity.
+        if (!identity_alive(ctl.producer.owner.load(std::memory_order_relaxed))) break;
       }
       std::this_thread::yield();
     }

@@ -28,13 +28,13 @@ constexpr timespec kLockNap{0, 50'000};  // 50 us: the holder is slow or dead, n
 // After the spins, check the holder's liveness every this many tries.
 constexpr unsigned kLockCheckEvery = 64;
 
-// Takes a lock word that holds its owner's pid (stripes, the overflow
+// Takes a lock word that holds its owner's identity (stripes, the overflow
 // area). True if it was taken over from a dead owner: the caller repairs.
-bool lock_pid_word(std::atomic<std::uint32_t>& owner) {
-  const auto me = static_cast<std::uint32_t>(current_pid());
+bool lock_owner_word(std::atomic<std::uint64_t>& owner) {
+  const std::uint64_t me = current_identity();
   for (unsigned tries = 0;; ++tries) {
-    std::uint32_t cur = 0;
-    // acquire (7): pairs with the release in unlock_pid_word().
+    std::uint64_t cur = 0;
+    // acquire (7): pairs with the release in unlock_owner_word().
     if (owner.compare_exchange_weak(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
       return false;
     }
@@ -43,7 +43,7 @@ bool lock_pid_word(std::atomic<std::uint32_t>& owner) {
       cpu_relax();
       continue;
     }
-    if (tries % kLockCheckEvery == 0 && !pid_alive(static_cast<int>(cur))) {
+    if (tries % kLockCheckEvery == 0 && !identity_alive(cur)) {
       // acquire, as above: what the dead owner wrote is as visible as it
       // will ever be; the CAS fails if another waiter took it first.
       if (owner.compare_exchange_strong(cur, me, std::memory_order_acquire,
@@ -60,7 +60,7 @@ bool lock_pid_word(std::atomic<std::uint32_t>& owner) {
   }
 }
 
-void unlock_pid_word(std::atomic<std::uint32_t>& owner) noexcept {
+void unlock_owner_word(std::atomic<std::uint64_t>& owner) noexcept {
   owner.store(0, std::memory_order_release);  // release (7)
 }
 
@@ -105,7 +105,7 @@ void register_type(KvType* types, std::uint64_t fp, std::string_view raw_name) {
 bool claimable(std::uint64_t state_word) noexcept {
   const std::uint32_t st = kv_state(state_word);
   return st == kKvEmpty || st == kKvTombstone ||
-         (st == kKvClaimed && !pid_alive(kv_owner(state_word)));
+         (st == kKvClaimed && !identity_alive(kv_owner(state_word)));
 }
 
 // Writes a value into slot `s`'s own buffer and publishes it there. The
@@ -168,7 +168,7 @@ KvSlot* find(const KvTableView& t, const KvKey& key, std::uint64_t* index) {
 // finds slots claimed by dead writers whose tags were never reset.
 bool claim_slot(const KvTableView& t, const KvKey& key, std::uint64_t* index, std::uint64_t* dist) {
   const std::uint64_t home = key.hash & t.mask();
-  const std::uint64_t mine = kv_state_word(kKvClaimed, current_pid());
+  const std::uint64_t mine = kv_state_word(kKvClaimed, current_identity());
   for (const bool by_tag : {true, false}) {
     for (std::uint64_t d = 0; d < t.config->slots; ++d) {
       KvMeta& m = t.meta_of(home + d);
@@ -319,10 +319,10 @@ void repair_stripe(const KvTableView& t, std::uint64_t stripe) {
   for (std::uint64_t i = 0; i < c.slots; ++i) {
     KvSlot* s = t.slot(i);
     const std::uint64_t word = s->state.load(std::memory_order_acquire);  // acquire: pairs with (5)
-    if (kv_state(word) == kKvClaimed && !pid_alive(kv_owner(word))) {
+    if (kv_state(word) == kKvClaimed && !identity_alive(kv_owner(word))) {
       std::uint64_t seen = word;
       // acq_rel: as in claim_slot(); the slot is ours to give back.
-      if (s->state.compare_exchange_strong(seen, kv_state_word(kKvClaimed, current_pid()),
+      if (s->state.compare_exchange_strong(seen, kv_state_word(kKvClaimed, current_identity()),
                                            std::memory_order_acq_rel, std::memory_order_relaxed)) {
         release_slot(t, i);
       }
@@ -346,9 +346,9 @@ void repair_stripe(const KvTableView& t, std::uint64_t stripe) {
 class KvStore::OverflowLock {
  public:
   explicit OverflowLock(const KvTableView& t) : t_(t) {
-    if (lock_pid_word(t_.overflow->owner)) recover_overflow(t_);
+    if (lock_owner_word(t_.overflow->owner)) recover_overflow(t_);
   }
-  ~OverflowLock() { unlock_pid_word(t_.overflow->owner); }
+  ~OverflowLock() { unlock_owner_word(t_.overflow->owner); }
   OverflowLock(const OverflowLock&) = delete;
   OverflowLock& operator=(const OverflowLock&) = delete;
 
@@ -358,10 +358,10 @@ class KvStore::OverflowLock {
 
 KvStore::Writer::Writer(KvStore& kv, const KvKey& key)
     : kv_(kv), key_(key), stripe_(kv_stripe_of(key.hash, kv.config())) {
-  if (lock_pid_word(kv_.view_.stripes[stripe_].owner)) repair_stripe(kv_.view_, stripe_);
+  if (lock_owner_word(kv_.view_.stripes[stripe_].owner)) repair_stripe(kv_.view_, stripe_);
 }
 
-KvStore::Writer::~Writer() { unlock_pid_word(kv_.view_.stripes[stripe_].owner); }
+KvStore::Writer::~Writer() { unlock_owner_word(kv_.view_.stripes[stripe_].owner); }
 
 KvFound KvStore::Writer::current(KvSink* out) const {
   const KvTableView& t = kv_.view_;
@@ -504,7 +504,7 @@ void KvStore::Writer::insert(const std::uint64_t* words, std::uint32_t len, std:
     where = kKvRun0;
   }
   s->version.store(kv_next_version(bumped, where), std::memory_order_release);  // (1)
-  s->state.store(kv_state_word(kKvLive, current_pid()), std::memory_order_release);  // (5)
+  s->state.store(kv_state_word(kKvLive, current_identity()), std::memory_order_release);  // (5)
   KvStripe& stripe = t.stripes[stripe_];
   add_count(stripe, 1);
   announce_change(stripe);
@@ -522,7 +522,7 @@ bool KvStore::Writer::erase() {
     s->version.store(kv_next_version(v, where), std::memory_order_release);
     // Claimed by us (not live, not free) while the tag is reset, so no
     // writer of another stripe claims it and has its tag overwritten.
-    s->state.store(kv_state_word(kKvClaimed, current_pid()), std::memory_order_release);  // (5)
+    s->state.store(kv_state_word(kKvClaimed, current_identity()), std::memory_order_release);  // (5)
     release_slot(t, index);
   };
   if (where >= kKvRun0 && t.overflow != nullptr) {
@@ -554,7 +554,7 @@ void KvStore::clear() {
   const KvTableView& t = view_;
   const KvConfig& c = config();
   for (std::uint64_t i = 0; i < c.stripes; ++i) {
-    if (lock_pid_word(t.stripes[i].owner)) repair_stripe(t, i);
+    if (lock_owner_word(t.stripes[i].owner)) repair_stripe(t, i);
   }
   // With every stripe held no writer is inside the table (a claimed slot
   // belongs to a dead writer), so slots may go back to empty: misses stop
@@ -595,7 +595,7 @@ void KvStore::clear() {
   for (std::uint64_t i = 0; i < c.stripes; ++i) {
     t.stripes[i].count.store(0, std::memory_order_relaxed);  // relaxed: a statistic
     announce_change(t.stripes[i]);
-    unlock_pid_word(t.stripes[i].owner);
+    unlock_owner_word(t.stripes[i].owner);
   }
 }
 

@@ -54,15 +54,15 @@ Mutex Mutex::open_or_create(std::string_view name, const MutexOptions& options) 
 bool Mutex::remove(std::string_view name) { return Segment::remove(name); }
 
 bool Mutex::try_lock() {
-  const LockState state = object_->lock.try_lock(tid());
+  const LockState state = object_->lock.try_lock(me());
   if (state == LockState::timeout) return false;
   finish(state, "try_lock");
   return true;
 }
 
 bool Mutex::lock_for(std::chrono::nanoseconds timeout) {
-  if (object_->lock.try_lock_fast(tid())) return true;
-  const LockState state = object_->lock.lock_slow(tid(), deadline_after(timeout), spin_);
+  if (object_->lock.try_lock_fast(me())) return true;
+  const LockState state = object_->lock.lock_slow(me(), deadline_after(timeout), spin_);
   if (state == LockState::timeout) return false;
   finish(state, "lock_for");
   return true;
@@ -81,7 +81,7 @@ LockResult Mutex::finish(LockState state, std::string_view op) {
 }
 
 void Mutex::throw_not_owner() const {
-  const std::uint32_t owner = object_->lock.owner();
+  const int owner = identity_pid(object_->lock.owner());
   throw_error(errc::not_owner, describe(name()),
               "unlock by thread " + std::to_string(current_tid()) + ", which does not hold it (" +
                   (owner == 0 ? std::string("it is not locked")
@@ -93,7 +93,7 @@ MutexStats Mutex::stats() const noexcept {
   MutexStats s;
   const RobustLock& l = object_->lock;
   // relaxed (all): a snapshot for display.
-  s.owner_tid = l.owner();
+  s.owner_tid = static_cast<std::uint32_t>(identity_pid(l.owner()));
   s.sleeps = l.sleeps.load(std::memory_order_relaxed);
   s.recoveries = l.recoveries.load(std::memory_order_relaxed);
   return s;

@@ -23,6 +23,7 @@ void after_fork_in_child() noexcept {
   g_current_pid.store(static_cast<int>(::getpid()), std::memory_order_relaxed);  // relaxed: see header
   g_current_identity.store(0, std::memory_order_relaxed);  // relaxed: recomputed on first use
   t_current_tid = 0;  // the child's only thread has a new id
+  t_thread_identity = 0;
 }
 
 // What /proc/<id>/stat says about a task.
@@ -88,6 +89,16 @@ int refresh_current_tid() noexcept {
   return t_current_tid;
 }
 
+std::uint64_t identity_of(int pid) noexcept {
+  const ProcStat s = read_proc_stat(pid);
+  return make_identity(pid, s.state == ProcStat::running ? s.start_ticks : 0);
+}
+
+std::uint64_t refresh_thread_identity() noexcept {
+  t_thread_identity = identity_of(refresh_current_tid());
+  return t_thread_identity;
+}
+
 bool pid_alive(int pid) noexcept {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;  // EPERM: exists, not ours
@@ -99,9 +110,7 @@ std::uint64_t current_identity() noexcept {
   // relaxed: a cache of a value every thread computes the same.
   std::uint64_t id = g_current_identity.load(std::memory_order_relaxed);
   if (SLEET_LIKELY(id != 0)) return id;
-  const int pid = refresh_current_pid();
-  const ProcStat s = read_proc_stat(pid);
-  id = make_identity(pid, s.state == ProcStat::running ? s.start_ticks : 0);
+  id = identity_of(refresh_current_pid());
   g_current_identity.store(id, std::memory_order_relaxed);
   return id;
 }
@@ -118,16 +127,6 @@ bool identity_alive(std::uint64_t identity) noexcept {
     case ProcStat::unknown: break;
   }
   return true;  // /proc cannot tell; kill() says the pid exists
-}
-
-bool thread_alive(int tid) noexcept {
-  if (tid <= 0) return false;
-  // kill() accepts any thread id, not only process ids; ESRCH is the only
-  // answer that means gone (EPERM: exists, another user's).
-  if (::kill(tid, 0) != 0 && errno == ESRCH) return false;
-  // It exists; /proc/<tid> (which resolves thread ids too) tells a zombie.
-  // A /proc that is missing or hides the task (hidepid) says "running".
-  return proc_task_running(tid);
 }
 
 }  // namespace sleet::detail

@@ -105,7 +105,7 @@ const Object& fixed(const std::byte* object, std::uint64_t size) {
 
 void read_mutex(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
   const auto& l = fixed<detail::MutexObject>(object, size).lock;
-  info.fields = {{"owner_tid", l.owner()},
+  info.fields = {{"owner_tid", static_cast<std::uint64_t>(detail::identity_pid(l.owner()))},
                  {"sleeps", l.sleeps.load(std::memory_order_relaxed)},
                  {"recoveries", l.recoveries.load(std::memory_order_relaxed)}};
 }
@@ -147,7 +147,9 @@ void read_array(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
   const auto& c = value_config(SegmentKind::array, object, size);
   const auto& l = *reinterpret_cast<const detail::RobustLock*>(
       object + detail::value_layout(SegmentKind::array, c).lock);
-  info.fields = {{"length", c.length}, {"element_size", c.element_size}, {"owner_tid", l.owner()}};
+  info.fields = {{"length", c.length},
+                 {"element_size", c.element_size},
+                 {"owner_tid", static_cast<std::uint64_t>(detail::identity_pid(l.owner()))}};
 }
 
 void read_topic(const std::byte* object, std::uint64_t size, ObjectInfo& info) {

@@ -8,12 +8,12 @@
 
 namespace sleet::detail {
 
-bool RobustLock::take_over(std::uint32_t seen, std::uint32_t tid) noexcept {
-  if (thread_alive(static_cast<int>(seen & kTidMask))) return false;
+bool RobustLock::take_over(std::uint64_t seen, std::uint64_t me) noexcept {
+  if (identity_alive(word_owner(seen))) return false;
   // acquire: whatever the dead owner wrote is as visible as it will ever
   // be; the CAS fails if anyone else changed the word since we looked.
-  if (!word.compare_exchange_strong(seen, tid | (seen & kWaiters), std::memory_order_acquire,
-                                    std::memory_order_relaxed)) {
+  if (!word.compare_exchange_strong(seen, lock_word(me) | (seen & kWaiters),
+                                    std::memory_order_acquire, std::memory_order_relaxed)) {
     return false;
   }
   // relaxed: read only by the holder (us) until unlock()'s release.
@@ -22,23 +22,24 @@ bool RobustLock::take_over(std::uint32_t seen, std::uint32_t tid) noexcept {
   return true;
 }
 
-LockState RobustLock::try_lock(std::uint32_t tid) noexcept {
-  if (try_lock_fast(tid)) return LockState::acquired;
-  const std::uint32_t seen = word.load(std::memory_order_relaxed);  // relaxed: take_over CASes
-  if (seen == 0) return try_lock_fast(tid) ? LockState::acquired : LockState::timeout;
-  if ((seen & kTidMask) == tid) return LockState::self_deadlock;
-  return take_over(seen, tid) ? LockState::owner_died : LockState::timeout;
+LockState RobustLock::try_lock(std::uint64_t me) noexcept {
+  if (try_lock_fast(me)) return LockState::acquired;
+  const std::uint64_t seen = word.load(std::memory_order_relaxed);  // relaxed: take_over CASes
+  if (seen == 0) return try_lock_fast(me) ? LockState::acquired : LockState::timeout;
+  if ((seen & ~kWaiters) == lock_word(me)) return LockState::self_deadlock;
+  return take_over(seen, me) ? LockState::owner_died : LockState::timeout;
 }
 
-LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
+LockState RobustLock::lock_slow(std::uint64_t me, Deadline deadline,
                                 std::chrono::nanoseconds spin) {
+  const std::uint64_t mine = lock_word(me);
   // relaxed loads below: each decision is confirmed by an acquire CAS.
-  if ((word.load(std::memory_order_relaxed) & kTidMask) == tid) return LockState::self_deadlock;
+  if ((word.load(std::memory_order_relaxed) & ~kWaiters) == mine) return LockState::self_deadlock;
   if (spin.count() > 0) {
     const Deadline spin_end = std::min(deadline, Clock::now() + spin);
     for (unsigned i = 1;; ++i) {
       cpu_relax();
-      if (word.load(std::memory_order_relaxed) == 0 && try_lock_fast(tid)) {
+      if (word.load(std::memory_order_relaxed) == 0 && try_lock_fast(me)) {
         return LockState::acquired;
       }
       if ((i & 63) == 0 && Clock::now() >= spin_end) break;
@@ -47,14 +48,14 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
   // The owner is checked once it has held the lock for kOwnerCheck while we
   // waited (measured here, so wake-ups by signals or other lockers do not
   // postpone the check), and once more before a timed lock gives up.
-  std::uint32_t watched = 0;
+  std::uint64_t watched = 0;
   Deadline watched_since{};
   for (;;) {
-    std::uint32_t seen = word.load(std::memory_order_relaxed);
+    std::uint64_t seen = word.load(std::memory_order_relaxed);
     if (seen == 0) {
       // We may have slept: others may sleep too, so keep kWaiters set.
       // acquire: as in try_lock_fast().
-      if (word.compare_exchange_strong(seen, tid | kWaiters, std::memory_order_acquire,
+      if (word.compare_exchange_strong(seen, mine | kWaiters, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
         return LockState::acquired;
       }
@@ -70,21 +71,23 @@ LockState RobustLock::lock_slow(std::uint32_t tid, Deadline deadline,
       seen |= kWaiters;
     }
     const auto now = Clock::now();
-    if ((seen & kTidMask) != watched) {
-      watched = seen & kTidMask;
+    if ((seen & ~kWaiters) != watched) {
+      watched = seen & ~kWaiters;
       watched_since = now;
     }
     const bool timed_out = now >= deadline;
     if (timed_out || now - watched_since >= kOwnerCheck) {
-      if (take_over(seen, tid)) return LockState::owner_died;
+      if (take_over(seen, me)) return LockState::owner_died;
       if (timed_out) return LockState::timeout;
       watched_since = now;  // alive: look again after another period
     }
     sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
-    futex_wait(&word, seen, std::min(deadline, watched_since + kOwnerCheck));
+    // The low half of `seen` is what the futex compares (kWaiters and the tid).
+    futex_wait(futex_half(), static_cast<std::uint32_t>(seen),
+               std::min(deadline, watched_since + kOwnerCheck));
   }
 }
 
-void RobustLock::wake_one() noexcept { futex_wake(&word, 1); }
+void RobustLock::wake_one() noexcept { futex_wake(futex_half(), 1); }
 
 }  // namespace sleet::detail

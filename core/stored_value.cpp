@@ -116,8 +116,7 @@ StoredValue StoredValue::open(std::string_view name, SegmentKind kind, std::uint
 }
 
 bool StoredValue::acquire(std::string_view op) const {
-  const auto tid = static_cast<std::uint32_t>(current_tid());
-  const LockState state = lock().lock(tid, kForever, std::chrono::nanoseconds(config().spin_ns));
+  const LockState state = lock().lock(current_thread_identity(), kForever, std::chrono::nanoseconds(config().spin_ns));
   if (state == LockState::self_deadlock) {
     throw_error(errc::busy, describe(),
                 std::string(op) + ": its lock is already held by this thread (inside with_lock?)");

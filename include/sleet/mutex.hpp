@@ -72,8 +72,8 @@ class Mutex {
   static bool remove(std::string_view name);
 
   LockResult lock() {
-    if (SLEET_LIKELY(object_->lock.try_lock_fast(tid()))) return LockResult::acquired;
-    return finish(object_->lock.lock_slow(tid(), detail::kForever, spin_), "lock");
+    if (SLEET_LIKELY(object_->lock.try_lock_fast(me()))) return LockResult::acquired;
+    return finish(object_->lock.lock_slow(me(), detail::kForever, spin_), "lock");
   }
   bool try_lock();
   bool lock_for(std::chrono::nanoseconds timeout);
@@ -91,7 +91,7 @@ class Mutex {
     return try_lock_for(deadline - Clock::now());
   }
   void unlock() {
-    if (SLEET_UNLIKELY(!object_->lock.unlock(tid()))) throw_not_owner();
+    if (SLEET_UNLIKELY(!object_->lock.unlock(me()))) throw_not_owner();
   }
   // True while the calling holder took the lock over from a dead holder.
   bool owner_died() const noexcept { return object_->lock.owner_died(); }
@@ -103,7 +103,7 @@ class Mutex {
 
  private:
   explicit Mutex(detail::Segment seg);
-  static std::uint32_t tid() noexcept { return static_cast<std::uint32_t>(detail::current_tid()); }
+  static std::uint64_t me() noexcept { return detail::current_thread_identity(); }
   // Turns a slow-path outcome into a LockResult, or throws errc::busy.
   LockResult finish(detail::LockState state, std::string_view op);
   [[noreturn]] void throw_not_owner() const;

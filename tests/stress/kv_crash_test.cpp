@@ -36,6 +36,7 @@
 
 #include "kv_support.hpp"
 #include "support.hpp"
+#include "sleet/detail/process.hpp"
 
 using namespace std::chrono_literals;
 using sleet::KvStore;
@@ -274,12 +275,12 @@ Leftovers leftovers_of(const sleet::detail::Segment& seg, int pid) {
   auto* stripes = reinterpret_cast<KvStripe*>(seg.object() + sizeof(KvConfig));
   Leftovers l;
   for (std::uint64_t i = 0; i < c.stripes; ++i) {
-    if (stripes[i].owner.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pid)) ++l.locks;
+    if (identity_pid(stripes[i].owner.load(std::memory_order_acquire)) == pid) ++l.locks;
   }
   for (std::uint64_t i = 0; i < c.slots; ++i) {
     auto* s = reinterpret_cast<KvSlot*>(seg.object() + c.slots_offset + i * c.stride);
     const std::uint64_t st = s->state.load(std::memory_order_acquire);
-    if (kv_state(st) == kKvClaimed && kv_owner(st) == pid) ++l.claimed;
+    if (kv_state(st) == kKvClaimed && identity_pid(kv_owner(st)) == pid) ++l.claimed;
   }
   return l;
 }
@@ -470,7 +471,7 @@ TEST_CASE("KvStore crash: a stripe lock held by a dead writer is taken over, its
 
   // A writer died holding k3's stripe, between publishing an insert and
   // counting it: the lock names it and the count is off.
-  t.stripe(stripe).owner.store(static_cast<std::uint32_t>(pid));
+  t.stripe(stripe).owner.store(sleet::detail::identity_of(pid));
   t.stripe(stripe).count.fetch_add(5);
   REQUIRE(kv.size() == 13);
 
@@ -513,7 +514,7 @@ TEST_CASE("KvStore crash: a stripe lock held by a killed, not yet reaped writer 
     return 0;
   });
   // The victim holds k3's stripe lock (as if killed inside set()).
-  t.stripe(stripe).owner.store(static_cast<std::uint32_t>(victim.pid()));
+  t.stripe(stripe).owner.store(sleet::detail::identity_of(victim.pid()));
   victim.kill(SIGKILL);
   // Wait (bounded) until it is a zombie: dead, not reaped.
   const std::string stat_path = "/proc/" + std::to_string(victim.pid()) + "/stat";
@@ -565,7 +566,7 @@ TEST_CASE("KvStore crash: a slot claimed by a dead writer is reused", "[kv][stre
   const int pid = dead_pid();
   auto& s = t.slot(static_cast<std::uint64_t>(free_slot));
   t.meta(static_cast<std::uint64_t>(free_slot)).tag.store(sleet::detail::kTagFree);
-  s.state.store(sleet::detail::kv_state_word(sleet::detail::kKvClaimed, pid));
+  s.state.store(sleet::detail::kv_state_word(sleet::detail::kKvClaimed, sleet::detail::identity_of(pid)));
   // It had set the tag of the key it was inserting, and part of the key.
   t.meta(static_cast<std::uint64_t>(free_slot)).tag.store(sleet::detail::kv_tag(sleet::test::KvTable::hash_of("z")));
   s.key_len.store(1);
@@ -592,7 +593,7 @@ TEST_CASE("KvStore crash: a slot claimed by a dead writer is reused", "[kv][stre
   for (std::uint64_t i = 0; i < 4; ++i) {
     auto& slot = t.slot(i);
     if (sleet::detail::kv_state(slot.state.load()) == sleet::detail::kKvEmpty) {
-      slot.state.store(sleet::detail::kv_state_word(sleet::detail::kKvClaimed, ::getpid()));
+      slot.state.store(sleet::detail::kv_state_word(sleet::detail::kKvClaimed, sleet::detail::current_identity()));
     }
   }
   try {

@@ -331,7 +331,7 @@ TEST_CASE("bad input: an mpmc slot count that overflows the size check is errc::
 }
 
 TEST_CASE("bad input: another layout version is errc::version_mismatch", "[bad_input]") {
-  const std::uint32_t version = GENERATE(0u, 1u, 2u, 3u, 4u, 6u, 0xFFFFFFFFu);  // not kLayoutVersion (5)
+  const std::uint32_t version = GENERATE(0u, 1u, 2u, 3u, 4u, 5u, 7u, 0xFFFFFFFFu);  // not kLayoutVersion (6)
   CAPTURE(version);
   const std::string name = unique_name("version");
   Cleanup cleanup(name);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "sleet/detail/process.hpp"
 #include "kv_support.hpp"
 #include "support.hpp"
 
@@ -47,7 +48,7 @@ std::uint64_t blocks_for(std::size_t encoded) {
 TEST_CASE("KvStore table: layout v2 is pinned", "[kv][layout]") {
   // If this fails, the store's shared layout changed: bump kLayoutVersion
   // (detail/segment.hpp) and update these numbers in the same change.
-  STATIC_REQUIRE(d::kLayoutVersion == 5);  // 5 changed the mpmc ring only
+  STATIC_REQUIRE(d::kLayoutVersion == 6);  // 6: owner identities (64-bit stripe/overflow owners, packed slot owners)
   STATIC_REQUIRE(sizeof(d::KvConfig) == 128);
   STATIC_REQUIRE(offsetof(d::KvConfig, slots) == 0);
   STATIC_REQUIRE(offsetof(d::KvConfig, stride) == 48);
@@ -62,18 +63,18 @@ TEST_CASE("KvStore table: layout v2 is pinned", "[kv][layout]") {
   STATIC_REQUIRE(offsetof(d::KvConfig, overflow_bytes) == 120);
   STATIC_REQUIRE(sizeof(d::KvStripe) == 64);
   STATIC_REQUIRE(offsetof(d::KvStripe, owner) == 0);
-  STATIC_REQUIRE(offsetof(d::KvStripe, changes) == 4);
-  STATIC_REQUIRE(offsetof(d::KvStripe, watchers) == 8);
-  STATIC_REQUIRE(offsetof(d::KvStripe, spare_len) == 12);
-  STATIC_REQUIRE(offsetof(d::KvStripe, count) == 16);
-  STATIC_REQUIRE(offsetof(d::KvStripe, spare_fp) == 24);
-  STATIC_REQUIRE(offsetof(d::KvStripe, pending) == 32);
+  STATIC_REQUIRE(offsetof(d::KvStripe, changes) == 8);
+  STATIC_REQUIRE(offsetof(d::KvStripe, watchers) == 12);
+  STATIC_REQUIRE(offsetof(d::KvStripe, spare_len) == 16);
+  STATIC_REQUIRE(offsetof(d::KvStripe, count) == 24);
+  STATIC_REQUIRE(offsetof(d::KvStripe, spare_fp) == 32);
+  STATIC_REQUIRE(offsetof(d::KvStripe, pending) == 40);
   STATIC_REQUIRE(sizeof(d::KvType) == 128);
   STATIC_REQUIRE(sizeof(d::KvOverflow) == 128);
   STATIC_REQUIRE(offsetof(d::KvOverflow, owner) == 0);
-  STATIC_REQUIRE(offsetof(d::KvOverflow, journal_new) == 4);
   STATIC_REQUIRE(offsetof(d::KvOverflow, journal_slot) == 8);
-  STATIC_REQUIRE(offsetof(d::KvOverflow, journal_old) == 16);
+  STATIC_REQUIRE(offsetof(d::KvOverflow, journal_new) == 16);
+  STATIC_REQUIRE(offsetof(d::KvOverflow, journal_old) == 20);
   STATIC_REQUIRE(offsetof(d::KvOverflow, used_blocks) == 24);
   STATIC_REQUIRE(sizeof(d::KvMeta) == 2);
   STATIC_REQUIRE(offsetof(d::KvMeta, reach) == 1);
@@ -88,6 +89,11 @@ TEST_CASE("KvStore table: layout v2 is pinned", "[kv][layout]") {
   STATIC_REQUIRE(d::kKvInline == 0 && d::kKvSpare == 1 && d::kKvRun0 == 2);
   STATIC_REQUIRE(d::kKvBlock == 64 && d::kKvRunHeader == 16);
   STATIC_REQUIRE(d::kKvEmpty == 0 && d::kKvClaimed == 1 && d::kKvLive == 2 && d::kKvTombstone == 3);
+  // A slot's state word: state in bits 0-7, the owner's pid in 8-31, its
+  // start time's low 32 bits in 32-63.
+  STATIC_REQUIRE(d::kv_state_word(d::kKvLive, std::uint64_t{0x123456} << 32 | 0x89abcdefu) ==
+                 0x89abcdef'12345602u);
+  STATIC_REQUIRE(d::kv_owner(0x89abcdef'12345602u) == (std::uint64_t{0x123456} << 32 | 0x89abcdefu));
 
   // The bench's shape: 16-byte keys, 64-byte values: two lines per slot,
   // the key and value right after the 32-byte head.
@@ -314,7 +320,7 @@ TEST_CASE("KvStore table: a dead overflow lock holder's unpublished run is freed
   const int pid = dead.pid();
   REQUIRE(dead.wait_for(std::chrono::milliseconds(3000)) == 0);
   auto& o = t.overflow();
-  o.owner.store(static_cast<std::uint32_t>(pid));
+  o.owner.store(d::identity_of(pid));
   o.journal_slot.store(static_cast<std::uint64_t>(slot) + 1);
   o.journal_old.store(run_a);
   o.journal_new.store(20);
@@ -354,7 +360,7 @@ TEST_CASE("KvStore table: a rewrite left on the stripe spare by a dead writer", 
   sleet::test::Child dead([] { return 0; });
   const int pid = dead.pid();
   REQUIRE(dead.wait_for(std::chrono::milliseconds(3000)) == 0);
-  t.stripe(stripe).owner.store(static_cast<std::uint32_t>(pid));
+  t.stripe(stripe).owner.store(d::identity_of(pid));
   // Readers read the spare: the new value, whole.
   CHECK(kv.get<KvRec>("r")->seq == 2);
   CHECK(sleet::test::kv_rec_ok(*kv.get<KvRec>("r")));

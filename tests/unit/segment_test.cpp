@@ -193,7 +193,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 5);
+  STATIC_REQUIRE(kLayoutVersion == 6);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
   STATIC_REQUIRE(kMaxUsers == 32);
@@ -249,7 +249,8 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   STATIC_REQUIRE(offsetof(SpscControl, tail) == 640);
   STATIC_REQUIRE(offsetof(SpscControl, sent) == 648);
   STATIC_REQUIRE(offsetof(SpscControl, producer) == 656);
-  STATIC_REQUIRE(offsetof(SpscControl, in_send) == 664);
+  STATIC_REQUIRE(offsetof(SpscControl, producer) + offsetof(SpscRole, serial) == 664);
+  STATIC_REQUIRE(offsetof(SpscControl, in_send) == 672);
   STATIC_REQUIRE(offsetof(SpscControl, head) == 768);
   STATIC_REQUIRE(offsetof(SpscControl, received) == 776);
   STATIC_REQUIRE(offsetof(SpscControl, consumer) == 784);
@@ -292,7 +293,7 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 5);                                          // layout version
+  CHECK(le32(8) == 6);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint

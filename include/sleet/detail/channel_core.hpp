@@ -112,9 +112,10 @@ class ChannelCore : public MessagingCore {
   // Whether close() has begun: sends are refused from then on.
   bool closed() const noexcept { return common().refuses_sends(); }
 
-  // Takes an spsc role: stores this object's token (pid << 32 | serial) in
-  // `owner` unless a live holder has it (errc::busy). Returns the token.
-  std::uint64_t claim_role(std::atomic<std::uint64_t>& owner, const char* role) const;
+  // Takes an spsc role for this object unless a live holder (another
+  // process, or another object of this one) has it (errc::busy). Returns
+  // the token: this process's identity.
+  std::uint64_t claim_role(SpscRole& role, const char* what) const;
 
  private:
   const std::byte* config() const noexcept { return seg_.object() + offset_; }
@@ -126,9 +127,10 @@ class ChannelCore : public MessagingCore {
 };
 
 // The pid a role token was taken under.
-inline int token_pid(std::uint64_t token) noexcept { return static_cast<int>(token >> 32); }
-// Gives an spsc role back if `token` (from claim_role) holds it and was taken
-// in this process (not by our parent before a fork()).
-void release_role(std::atomic<std::uint64_t>& owner, std::uint64_t token) noexcept;
+inline int token_pid(std::uint64_t token) noexcept { return identity_pid(token); }
+// Gives an spsc role back if `token` (from claim_role by the object with
+// `serial`) holds it and was taken in this process (not by our parent
+// before a fork()).
+void release_role(SpscRole& role, std::uint64_t token, std::uint64_t serial) noexcept;
 
 }  // namespace sleet::detail

@@ -49,6 +49,14 @@ class ChannelEnd {
       port_.emplace<MpmcPort>(core_);
     }
   }
+  ChannelEnd(ChannelEnd&&) noexcept = default;
+  // The port first: the old port gives its spsc roles back in memory that
+  // the old core still maps (the default would replace the core first).
+  ChannelEnd& operator=(ChannelEnd&& other) noexcept {
+    port_ = std::move(other.port_);
+    core_ = std::move(other.core_);
+    return *this;
+  }
   // A second view of the same channel, with its own spsc roles.
   ChannelEnd share() const {
     ChannelEnd e(core_.share());

@@ -65,7 +65,8 @@
 // An insert claims a free slot (CAS on state), sets tag and reach, writes
 // key and value, publishes version, then state = live.
 //
-// Dead writers. A stripe lock holds its owner's pid; a waiter that finds the
+// Dead writers. A stripe lock holds its owner's identity (pid + start time,
+// so a recycled pid is not mistaken for it); a waiter that finds the
 // owner dead takes the lock over and repairs the stripe: a pending slot
 // left on kSpare is copied back to its buffer, the stripe's live keys are
 // recounted, and slots claimed by dead writers get kTagFree and become
@@ -156,18 +157,19 @@ struct KvConfig {
 static_assert(sizeof(KvConfig) == kFalseSharing);
 
 struct alignas(kCacheLine) KvStripe {
-  std::atomic<std::uint32_t> owner{0};     // pid holding the lock, 0 if free
+  std::atomic<std::uint64_t> owner{0};     // identity of the lock holder, 0 if free
   std::atomic<std::uint32_t> changes{0};   // futex word: bumped after every write
   std::atomic<std::uint32_t> watchers{0};  // sleepers in wait_for_change()
   std::atomic<std::uint32_t> spare_len{0}; // bytes in this stripe's spare buffer
   std::atomic<std::int64_t> count{0};      // live keys of this stripe
   std::atomic<std::uint64_t> spare_fp{0};  // fingerprint of the spare's value
   std::atomic<std::uint64_t> pending{0};   // slot + 1 being rewritten through the spare, 0 none
-  std::byte reserved[kCacheLine - 40];
+  std::byte reserved[kCacheLine - 48];
 };
 static_assert(sizeof(KvStripe) == kCacheLine);
-static_assert(offsetof(KvStripe, spare_len) == 12 && offsetof(KvStripe, count) == 16 &&
-              offsetof(KvStripe, spare_fp) == 24 && offsetof(KvStripe, pending) == 32);
+static_assert(offsetof(KvStripe, changes) == 8 && offsetof(KvStripe, spare_len) == 16 &&
+              offsetof(KvStripe, count) == 24 && offsetof(KvStripe, spare_fp) == 32 &&
+              offsetof(KvStripe, pending) == 40);
 
 struct KvType {
   std::atomic<std::uint64_t> fingerprint{0};  // 0 free, 1 being written
@@ -176,17 +178,17 @@ struct KvType {
 static_assert(sizeof(KvType) == 128);
 
 struct alignas(kKvAlign) KvOverflow {
-  std::atomic<std::uint32_t> owner{0};        // pid holding the lock, 0 if free
-  std::atomic<std::uint32_t> journal_new{kNoRun};  // run being published
+  std::atomic<std::uint64_t> owner{0};        // identity of the lock holder, 0 if free
   std::atomic<std::uint64_t> journal_slot{0};  // slot + 1 it is published in, 0 none
+  std::atomic<std::uint32_t> journal_new{kNoRun};  // run being published
   std::atomic<std::uint32_t> journal_old{kNoRun};  // run it replaces (freed after)
-  std::atomic<std::uint32_t> reserved{0};
   std::atomic<std::uint64_t> used_blocks{0};  // statistic
   std::atomic<std::uint64_t> recoveries{0};   // dead lock holders repaired (statistic)
   std::byte pad[kKvAlign - 40];
 };
 static_assert(sizeof(KvOverflow) == kKvAlign);
-static_assert(offsetof(KvOverflow, journal_slot) == 8 && offsetof(KvOverflow, journal_old) == 16 &&
+static_assert(offsetof(KvOverflow, journal_slot) == 8 && offsetof(KvOverflow, journal_new) == 16 &&
+              offsetof(KvOverflow, journal_old) == 20 &&
               offsetof(KvOverflow, used_blocks) == 24 && offsetof(KvOverflow, recoveries) == 32);
 
 struct KvMeta {
@@ -222,12 +224,18 @@ static_assert(offsetof(KvSlot, state) == 8 && offsetof(KvSlot, key_len) == 16 &&
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 inline constexpr std::uint64_t kKvSlotFixed = sizeof(KvSlot) + sizeof(KvSlot::Tail);
 
+// A slot's state word: the state in bits 0-7, and for a claimed or live
+// slot the identity (process.hpp) of the process that claimed or wrote it,
+// packed: its pid in bits 8-31 (Linux pids are < 2^22), its start time's
+// low 32 bits in bits 32-63. A recycled pid does not repeat both.
 constexpr std::uint32_t kv_state(std::uint64_t word) noexcept {
-  return static_cast<std::uint32_t>(word);
+  return static_cast<std::uint32_t>(word & 0xFF);
 }
-constexpr int kv_owner(std::uint64_t word) noexcept { return static_cast<int>(word >> 32); }
-constexpr std::uint64_t kv_state_word(std::uint32_t state, int owner) noexcept {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(owner)) << 32) | state;
+constexpr std::uint64_t kv_owner(std::uint64_t word) noexcept {
+  return (word >> 8 & 0xFFFFFF) << 32 | word >> 32;
+}
+constexpr std::uint64_t kv_state_word(std::uint32_t state, std::uint64_t owner) noexcept {
+  return (owner & 0xFFFFFFFFu) << 32 | (owner >> 32 & 0xFFFFFF) << 8 | state;
 }
 constexpr std::uint64_t kv_next_version(std::uint64_t v, std::uint64_t where) noexcept {
   return ((v >> 2) + 1) << 2 | where;

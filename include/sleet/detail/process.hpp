@@ -37,10 +37,18 @@ inline int current_tid() noexcept {
   return SLEET_LIKELY(tid != 0) ? tid : refresh_current_tid();
 }
 
-// Whether the thread `tid` (of any process in our pid namespace) still
-// runs: /proc/<tid> exists and is not a zombie. Slow (reads /proc): for
-// dead-owner checks on slow paths only.
-bool thread_alive(int tid) noexcept;
+// The calling thread's identity, made like a process identity below but
+// from the thread's own id and start time (/proc/<tid>/stat resolves thread
+// ids and gives the thread's own start). Cached per thread (constinit, as
+// t_current_tid); the fork handler clears the forking thread's cache in the
+// child. Robust locks store it as their owner.
+constinit inline thread_local std::uint64_t t_thread_identity = 0;
+std::uint64_t refresh_thread_identity() noexcept;
+
+inline std::uint64_t current_thread_identity() noexcept {
+  const std::uint64_t id = t_thread_identity;
+  return SLEET_LIKELY(id != 0) ? id : refresh_thread_identity();
+}
 
 // True unless kill(pid, 0) says the process does not exist. A pid of 0 or
 // below is "nobody" and never alive.
@@ -52,10 +60,13 @@ bool pid_alive(int pid) noexcept;
 // tick, so its identity differs. 0 is "nobody". Cached; the fork handler
 // refreshes it in the child.
 std::uint64_t current_identity() noexcept;
+// The identity of the process (or thread) `pid` as /proc shows it now; for
+// a pid that does not run, pid << 32 (start time 0: never alive).
+std::uint64_t identity_of(int pid) noexcept;
 inline int identity_pid(std::uint64_t identity) noexcept {
   return static_cast<int>(identity >> 32);
 }
-// Whether the process `identity` names still runs: its pid is alive and
+// Whether the process (or thread) `identity` names still runs: its pid is alive and
 // started at the recorded tick (a reused pid is not it). Slow (reads
 // /proc): slow paths only. When /proc cannot tell (hidden, another pid
 // namespace without /proc), falls back to pid_alive().

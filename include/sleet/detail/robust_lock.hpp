@@ -1,41 +1,48 @@
 // sleet/detail/robust_lock.hpp — a futex mutex in shared memory that
-// survives the death of its owner.
+// survives the death of its owner, and whose owner a recycled thread id
+// cannot impersonate.
 //
-// The futex word holds the owner's thread id (gettid) and a waiters bit:
+// The lock word is 64 bits: the owner's thread identity (detail/process.hpp:
+// tid plus the thread's start time) with its halves swapped, so the low 32
+// bits, which are the futex word, hold the tid and a waiters bit:
 //
-//   word == 0                 free
-//   word == tid               held by thread `tid`, nobody sleeps
-//   word == tid | kWaiters    held, and someone may sleep on the word
+//   word == 0                          free
+//   word == start << 32 | tid          held by that thread, nobody sleeps
+//   word == start << 32 | tid | kWaiters   held, someone may sleep on it
 //
-// lock:   CAS 0 -> tid (fast path). Otherwise spin for the spin budget,
-//         then set kWaiters and futex_wait on the word. A locker that has
-//         slept takes the lock as tid | kWaiters, since others may still
-//         sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
+// lock:   CAS 0 -> lock_word(me) (fast path). Otherwise spin for the spin
+//         budget, then set kWaiters and futex_wait on the low half. A
+//         locker that has slept takes the lock with kWaiters set, since
+//         others may still sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
 // unlock: exchange 0; futex_wake one sleeper if kWaiters was set.
 //
-// Dead owners. Holding the owner's tid in the word makes the owner known
-// at every instant, with no window between taking the lock and recording
-// who took it. Once one owner has held the lock for kOwnerCheck while a
-// locker waits (and before a timed lock or try_lock gives up), the locker
-// checks that thread: kill(tid, 0), then /proc/<tid>/stat for a zombie. If
-// it is gone, the locker takes the lock over with one CAS from the dead
-// owner's word to its own (two lockers cannot both win it),
-// sets `dirty`, and reports LockState::owner_died so the caller can repair
-// what the lock protects. `dirty` stays set until the holder unlocks, so a
-// second death before the repair is reported again. The kernel's robust
-// futex list would report a death at once, but glibc owns each thread's
-// list (its entries have pthread_mutex_t's layout), so sleet cannot add its
-// own locks to it; the check period bounds the delay instead.
+// Dead owners. The word names its owner at every instant, completely: one
+// CAS takes the lock and records who took it, so there is no window in
+// which a holder is unknown or half-known. Once one owner has held the lock
+// for kOwnerCheck while a locker waits (and before a timed lock or try_lock
+// gives up), the locker checks that identity (identity_alive(): the tid
+// runs and started at the recorded tick, so a recycled tid is not it). If it
+// is gone, the locker takes the lock over with one CAS from the dead
+// owner's word to its own (two lockers cannot both win it), sets `dirty`,
+// and reports LockState::owner_died so the caller can repair what the lock
+// protects. `dirty` stays set until the holder unlocks, so a second death
+// before the repair is reported again. The kernel's robust futex list would
+// report a death at once, but glibc owns each thread's list (its entries
+// have pthread_mutex_t's layout), so sleet cannot add its own locks to it;
+// the check period bounds the delay instead.
 //
-// Limits: every process using a lock must share one pid namespace (a tid
-// from another namespace cannot be checked and may look dead); a tid reused
-// by a new thread before the check looks alive (the lock then waits for
-// that thread to exit).
+// The futex syscalls name the word's low half (little-endian: its first 4
+// bytes); every C++ access is to the whole 64-bit atomic.
+//
+// Limit: every process using a lock must share one pid namespace (a tid
+// from another namespace cannot be checked; it is judged by kill() only).
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
+#include <cstddef>
 
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/platform.hpp"
@@ -44,54 +51,74 @@ namespace sleet::detail {
 
 enum class LockState { acquired, owner_died, timeout, self_deadlock };
 
-inline constexpr std::uint32_t kWaiters = 0x80000000u;
-inline constexpr std::uint32_t kTidMask = ~kWaiters;  // Linux tids are < 2^22
+inline constexpr std::uint64_t kWaiters = 0x80000000u;
+inline constexpr std::uint64_t kTidMask = 0x7FFFFFFFu;  // Linux tids are < 2^22
 inline constexpr std::chrono::milliseconds kOwnerCheck{10};
 
+// The lock word of the owner `identity` (a current_thread_identity()).
+constexpr std::uint64_t lock_word(std::uint64_t identity) noexcept {
+  return identity << 32 | identity >> 32;
+}
+// The owner identity a lock word names (0: free).
+constexpr std::uint64_t word_owner(std::uint64_t word) noexcept {
+  return (word & kTidMask) << 32 | word >> 32;
+}
+
 struct alignas(kCacheLine) RobustLock {
-  std::atomic<std::uint32_t> word{0};       // futex word: owner tid | kWaiters
+  std::atomic<std::uint64_t> word{0};       // lock_word(owner) | kWaiters; low half: futex
   std::atomic<std::uint32_t> dirty{0};      // 1: the holder took it from a dead owner
   std::atomic<std::uint64_t> sleeps{0};     // times a locker slept (stats)
   std::atomic<std::uint64_t> recoveries{0}; // dead owners taken over (stats)
 
-  bool try_lock_fast(std::uint32_t tid) noexcept {
-    std::uint32_t expected = 0;
+  // `me` is the caller's current_thread_identity() everywhere below.
+  bool try_lock_fast(std::uint64_t me) noexcept {
+    std::uint64_t expected = 0;
     // acquire: pairs with the release exchange in unlock(); the critical
     // section of the previous holder happens-before ours.
-    return word.compare_exchange_strong(expected, tid, std::memory_order_acquire,
+    return word.compare_exchange_strong(expected, lock_word(me), std::memory_order_acquire,
                                         std::memory_order_relaxed);
   }
   // Fast path, then the spin/sleep/dead-owner slow path.
-  LockState lock(std::uint32_t tid, Deadline deadline, std::chrono::nanoseconds spin) {
-    if (SLEET_LIKELY(try_lock_fast(tid))) return LockState::acquired;
-    return lock_slow(tid, deadline, spin);
+  LockState lock(std::uint64_t me, Deadline deadline, std::chrono::nanoseconds spin) {
+    if (SLEET_LIKELY(try_lock_fast(me))) return LockState::acquired;
+    return lock_slow(me, deadline, spin);
   }
   // One attempt; on failure, takes the lock over if its owner is dead.
-  LockState try_lock(std::uint32_t tid) noexcept;
-  // False if `tid` does not hold the lock (nothing changes then).
-  bool unlock(std::uint32_t tid) noexcept {
-    // relaxed: only the owner's own earlier store can make this equal tid.
-    if (SLEET_UNLIKELY((word.load(std::memory_order_relaxed) & kTidMask) != tid)) return false;
+  LockState try_lock(std::uint64_t me) noexcept;
+  // False if `me` does not hold the lock (nothing changes then).
+  bool unlock(std::uint64_t me) noexcept {
+    // relaxed: only the owner's own earlier CAS can make this equal ours.
+    if (SLEET_UNLIKELY((word.load(std::memory_order_relaxed) & ~kWaiters) != lock_word(me))) {
+      return false;
+    }
     // relaxed: published by the release exchange below.
     dirty.store(0, std::memory_order_relaxed);
     // release: publishes the critical section to the next locker's acquire.
     if (SLEET_UNLIKELY(word.exchange(0, std::memory_order_release) & kWaiters)) wake_one();
     return true;
   }
-  std::uint32_t owner() const noexcept {
-    return word.load(std::memory_order_relaxed) & kTidMask;  // relaxed: a snapshot
+  // The owner's identity (0: free); identity_pid() of it is its tid.
+  std::uint64_t owner() const noexcept {
+    return word_owner(word.load(std::memory_order_relaxed));  // relaxed: a snapshot
   }
   bool owner_died() const noexcept {
     return dirty.load(std::memory_order_relaxed) != 0;  // relaxed: read by the holder only
   }
 
-  LockState lock_slow(std::uint32_t tid, Deadline deadline, std::chrono::nanoseconds spin);
+  LockState lock_slow(std::uint64_t me, Deadline deadline, std::chrono::nanoseconds spin);
   void wake_one() noexcept;
 
  private:
   // CAS from a dead owner's `seen` word to ours (keeping kWaiters).
-  bool take_over(std::uint32_t seen, std::uint32_t tid) noexcept;
+  bool take_over(std::uint64_t seen, std::uint64_t me) noexcept;
+  // The futex word: the low half of `word` (little-endian).
+  std::atomic<std::uint32_t>* futex_half() noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    return reinterpret_cast<std::atomic<std::uint32_t>*>(&word);
+  }
 };
 static_assert(sizeof(RobustLock) == kCacheLine);
+static_assert(offsetof(RobustLock, dirty) == 8 && offsetof(RobustLock, sleeps) == 16 &&
+              offsetof(RobustLock, recoveries) == 24);
 
 }  // namespace sleet::detail

@@ -53,7 +53,7 @@
 namespace sleet::detail {
 
 inline constexpr char kMagic[8] = {'S', 'L', 'E', 'E', 'T', 'S', 'H', 'M'};
-inline constexpr std::uint32_t kLayoutVersion = 5;  // 5: mpmc slot words name their holder, process table (recovery from dead processes); 4: kv table v2 (tags, one buffer per slot, stripe spares, overflow area); topics and services (kinds 9, 10) came without a bump (a new kind changes no existing layout); 3: mpmc final_ticket (fetch_add tickets); 2: spsc publishes by header, two-phase close
+inline constexpr std::uint32_t kLayoutVersion = 6;  // 6: owner words name a whole identity (pid or tid + start time): robust lock word 64-bit, kv stripe/overflow owners 64-bit, kv slot owners packed, spsc roles {identity, serial}; 5: mpmc slot words name their holder, process table (recovery from dead processes); 4: kv table v2 (tags, one buffer per slot, stripe spares, overflow area); topics and services (kinds 9, 10) came without a bump (a new kind changes no existing layout); 3: mpmc final_ticket (fetch_add tickets); 2: spsc publishes by header, two-phase close
 inline constexpr std::uint32_t kReady = 0x52454459;  // "READY"; 0 means initializing
 inline constexpr std::size_t kMaxNameLength = 200;
 inline constexpr std::size_t kMaxUsers = 32;

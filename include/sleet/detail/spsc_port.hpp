@@ -60,8 +60,8 @@ class SpscPort : public PeekWaits<SpscPort> {
   }
   ~SpscPort() {
     if (common_ == nullptr) return;
-    release_role(ring_.control().producer, producer_token_);
-    release_role(ring_.control().consumer, consumer_token_);
+    release_role(ring_.control().producer, producer_token_, serial_);
+    release_role(ring_.control().consumer, consumer_token_, serial_);
   }
 
   // ---- producer ----
@@ -224,12 +224,14 @@ class SpscPort : public PeekWaits<SpscPort> {
     in_send_ = false;
   }
   void take_producer(const ChannelCore& core) {
+    serial_ = core.serial();
     producer_token_ = core.claim_role(ring_.control().producer, "sender");
     producer_pid_ = token_pid(producer_token_);
     ring_.attach_producer();
     in_send_ = false;
   }
   SLEET_NOINLINE void take_consumer(const ChannelCore& core) {
+    serial_ = core.serial();
     consumer_token_ = core.claim_role(ring_.control().consumer, "receiver");
     consumer_pid_ = token_pid(consumer_token_);
     ring_.attach_consumer();
@@ -239,6 +241,7 @@ class SpscPort : public PeekWaits<SpscPort> {
     std::swap(common_, o.common_);
     std::swap(producer_token_, o.producer_token_);
     std::swap(consumer_token_, o.consumer_token_);
+    std::swap(serial_, o.serial_);
     std::swap(producer_pid_, o.producer_pid_);
     std::swap(consumer_pid_, o.consumer_pid_);
     std::swap(in_send_, o.in_send_);
@@ -249,6 +252,7 @@ class SpscPort : public PeekWaits<SpscPort> {
   RingCommon* common_ = nullptr;
   std::uint64_t producer_token_ = 0;  // 0: role not held (pid 0 is never ours)
   std::uint64_t consumer_token_ = 0;
+  std::uint64_t serial_ = 0;          // the owning ChannelCore's serial (release_role)
   int producer_pid_ = 0;  // the pid the role is held under; 0 while a loan is out
   int consumer_pid_ = 0;
   bool in_send_ = false;  // the close bracket is open

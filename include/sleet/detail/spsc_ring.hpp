@@ -77,6 +77,16 @@
 
 namespace sleet::detail {
 
+// One side of an spsc channel: which process holds it (its identity,
+// process.hpp: pid + start time, so a recycled pid is not mistaken for it;
+// 0 free) and which of that process's Channel objects (a serial unique
+// within the process, written after the owner CAS and read only by the
+// owner's own process; 0 while being written or free).
+struct SpscRole {
+  std::atomic<std::uint64_t> owner{0};
+  std::atomic<std::uint64_t> serial{0};
+};
+
 struct SpscControl {
   std::uint64_t bytes;             // power of two
   std::uint64_t max_message_size;  // largest payload
@@ -84,12 +94,12 @@ struct SpscControl {
   // Producer line.
   alignas(kFalseSharing) std::atomic<std::uint64_t> tail{0};
   std::atomic<std::uint64_t> sent{0};        // producer-only writer
-  std::atomic<std::uint64_t> producer{0};    // owner token (pid << 32 | serial)
+  SpscRole producer;
   std::atomic<std::uint32_t> in_send{0};     // 1 while a send is past its closed check
   // Consumer line.
   alignas(kFalseSharing) std::atomic<std::uint64_t> head{0};
   std::atomic<std::uint64_t> received{0};    // consumer-only writer
-  std::atomic<std::uint64_t> consumer{0};    // owner token
+  SpscRole consumer;
 };
 static_assert(offsetof(SpscControl, common) == kFalseSharing);
 static_assert(offsetof(SpscControl, head) - offsetof(SpscControl, tail) == kFalseSharing);

@@ -88,7 +88,7 @@ class StoredValue {
   // Takes the lock (errc::busy if this thread holds it); true if its
   // previous holder died holding it.
   bool acquire(std::string_view op) const;
-  void release() const noexcept { lock().unlock(static_cast<std::uint32_t>(current_tid())); }
+  void release() const noexcept { lock().unlock(current_thread_identity()); }
 
   // Seqlock value: a consistent copy of the current value (never blocks).
   void read(void* out) const noexcept;
