@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,9 +17,11 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <sleet/sleet.hpp>
 
@@ -151,6 +154,26 @@ inline bool contains(std::string_view hay, std::string_view needle) {
 // Whether /dev/shm/sleet.<name> exists (of any kind, ours or not).
 inline bool shm_exists(const std::string& name) {
   return ::access(sleet::detail::shm_path(name).c_str(), F_OK) == 0;
+}
+
+// The bytes of /dev/shm/sleet.<name>, and writing them back (same size).
+inline std::vector<unsigned char> shm_bytes(const std::string& name) {
+  const int fd = ::open(sleet::detail::shm_path(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("shm_bytes: cannot open " + name);
+  struct stat st {};
+  std::vector<unsigned char> bytes;
+  if (::fstat(fd, &st) == 0) bytes.resize(static_cast<std::size_t>(st.st_size));
+  const ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(bytes.size())) throw std::runtime_error("shm_bytes: short read of " + name);
+  return bytes;
+}
+inline void set_shm_bytes(const std::string& name, const std::vector<unsigned char>& bytes) {
+  const int fd = ::open(sleet::detail::shm_path(name).c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("set_shm_bytes: cannot open " + name);
+  const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(bytes.size())) throw std::runtime_error("set_shm_bytes: short write of " + name);
 }
 
 // Puts a file that is not a sleet segment (`bytes` of 'G') at

@@ -8,10 +8,6 @@
 // Each round restores the pristine bytes first, so every damage is tried
 // alone. The counts of each kind are printed (WARN) for the note and the
 // README's reliability section.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <chrono>
@@ -42,24 +38,6 @@ namespace {
 // non-blocking or has a timeout of at most 20 ms, and open() waits for a
 // creator only when the init state is damaged (kReadyWait, 1 s).
 constexpr auto kChildBound = SLEET_TEST_SANITIZED ? 20000ms : 5000ms;
-
-std::vector<unsigned char> read_file(const std::string& name) {
-  const int fd = ::open(sleet::detail::shm_path(name).c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  struct stat st {};
-  REQUIRE(::fstat(fd, &st) == 0);
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(st.st_size));
-  REQUIRE(::pread(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-  return bytes;
-}
-
-void write_file(const std::string& name, const std::vector<unsigned char>& bytes) {
-  const int fd = ::open(sleet::detail::shm_path(name).c_str(), O_WRONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-}
 
 struct Tally {
   int rounds = 0;
@@ -101,7 +79,7 @@ constexpr std::size_t kTargetedRounds = SLEET_TEST_SANITIZED ? 500 : 2500;
 // `random_rounds` rounds of 1-8 random bytes anywhere after the header.
 void campaign(const char* kind, const std::string& name, int random_rounds,
               const std::function<void()>& calls) {
-  const std::vector<unsigned char> pristine = read_file(name);
+  const std::vector<unsigned char> pristine = sleet::test::shm_bytes(name);
   const std::size_t from = sleet::detail::kHeaderSize;
   const std::size_t to = pristine.size();
   const std::size_t words = (to - from) / 8;
@@ -118,7 +96,7 @@ void campaign(const char* kind, const std::string& name, int random_rounds,
       return 0;
     });
     REQUIRE(clean.wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(kChildBound)) == 0);
-    write_file(name, pristine);
+    sleet::test::set_shm_bytes(name, pristine);
   }
   Tally t;
   for (std::size_t at = from; at + 8 <= to; at += step) {
@@ -129,7 +107,7 @@ void campaign(const char* kind, const std::string& name, int random_rounds,
     for (const std::uint64_t v : bad) {
       std::vector<unsigned char> damaged = pristine;
       std::memcpy(damaged.data() + at, &v, 8);
-      write_file(name, damaged);
+      sleet::test::set_shm_bytes(name, damaged);
       char what[96];
       std::snprintf(what, sizeof what, "%s word at %zu = %#llx", kind, at, static_cast<unsigned long long>(v));
       run_round(t, what, calls);
@@ -146,10 +124,10 @@ void campaign(const char* kind, const std::string& name, int random_rounds,
       damaged[at] = static_cast<unsigned char>(rng());
       what += " " + std::to_string(at);
     }
-    write_file(name, damaged);
+    sleet::test::set_shm_bytes(name, damaged);
     run_round(t, what, calls);
   }
-  write_file(name, pristine);
+  sleet::test::set_shm_bytes(name, pristine);
   WARN(kind << " (" << pristine.size() << " bytes, every " << step / 8 << ". word): " << t.rounds
             << " damaged segments, " << t.failed_cleanly
             << " made a call fail with sleet::Error, " << t.crashes << " crashes, " << t.hangs

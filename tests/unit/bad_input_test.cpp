@@ -67,17 +67,6 @@ void write_file(const std::string& name, const void* data, std::size_t n) {
   ::close(fd);
 }
 
-std::vector<unsigned char> read_file(const std::string& name) {
-  const int fd = ::open(path_of(name).c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  struct stat st {};
-  REQUIRE(::fstat(fd, &st) == 0);
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(st.st_size));
-  REQUIRE(::pread(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-  return bytes;
-}
-
 // Overwrites sizeof(V) bytes at `offset` of the file.
 template <class V>
 void poke(const std::string& name, std::size_t offset, V value) {
@@ -169,7 +158,7 @@ TEST_CASE("bad input: create of an existing name is errc::already_exists", "[bad
   Cleanup cleanup_junk(junk);
   write_file(junk, "x", 1);
   CHECK_SLEET_ERROR(Channel<int>::create(junk), errc::already_exists, junk);
-  CHECK(read_file(junk).size() == 1);
+  CHECK(sleet::test::shm_bytes(junk).size() == 1);
 }
 
 TEST_CASE("bad input: open of a missing name is errc::not_found", "[bad_input]") {
@@ -235,7 +224,7 @@ TEST_CASE("bad input: fewer bytes than a header is errc::not_sleet", "[bad_input
   const std::string real = unique_name("real");
   Cleanup cleanup_real(real);
   make_channel(real);
-  const auto bytes = read_file(real);
+  const auto bytes = sleet::test::shm_bytes(real);
   REQUIRE(bytes.size() > kHeader);
   for (const std::size_t n : {std::size_t{1}, std::size_t{100}, kHeader - 1}) {
     CAPTURE(n);
@@ -256,7 +245,7 @@ TEST_CASE("bad input: a header whose total_size disagrees with the file is errc:
   const std::string name = unique_name("size");
   Cleanup cleanup(name);
   make_channel(name, topo);
-  const auto size = static_cast<off_t>(read_file(name).size());
+  const auto size = static_cast<off_t>(sleet::test::shm_bytes(name).size());
   SECTION("file cut short") { resize(name, size - 64); }
   SECTION("file cut to the header") { resize(name, kHeader); }
   SECTION("file grown") { resize(name, size + 4096); }
@@ -272,7 +261,7 @@ TEST_CASE("bad input: a channel segment too small for its ring is errc::not_slee
   const std::string real = unique_name("real");
   Cleanup cleanup_real(real);
   make_channel(real, topo);
-  auto bytes = read_file(real);
+  auto bytes = sleet::test::shm_bytes(real);
   // A consistent header (total_size == file size) over a stump of the object.
   for (const std::size_t n : {kHeader + 8, kControlAt + 64, bytes.size() / 2}) {
     CAPTURE(n);
