@@ -7,6 +7,8 @@ Rows (each measured in --rounds interleaved rounds: sleet, then its
 baseline, then the next round; the ratio is baseline / sleet per round,
 reported as the median with its range):
   round trip    two processes, a small dict there and back: sleet.Pipe vs multiprocessing.Pipe
+                (", spin 0": both ends with set_spin(0), sleeping at once instead of
+                busy-waiting 50 us: better when processes outnumber CPUs)
   one-way       small dicts from one process to another: sleet.Channel vs multiprocessing.Queue
   store get     a child reads a key: sleet.KvStore.get vs a multiprocessing.Manager().dict() lookup
   binding       Python Channel(int).send + try_receive vs the same C++ calls (cpp_send_receive_ns)
@@ -30,8 +32,10 @@ PREFIX = "pybench.%d." % os.getpid()
 
 # --- round trip ---------------------------------------------------------
 
-def sleet_echo(name, n):
+def sleet_echo(name, n, spin):
     end = sleet.Pipe.open(name, "b")
+    if spin is not None:
+        end.set_spin(spin)
     for _ in range(n):
         end.send(end.receive())
 
@@ -41,10 +45,12 @@ def mp_echo(conn, n):
         conn.send(conn.recv())
 
 
-def round_trip_sleet(n):
+def round_trip_sleet(n, spin=None):
     name = PREFIX + "rt"
     a, b = sleet.Pipe.create(name, capacity=64)
-    p = CTX.Process(target=sleet_echo, args=(name, n + 1))
+    if spin is not None:
+        a.set_spin(spin)
+    p = CTX.Process(target=sleet_echo, args=(name, n + 1, spin))
     p.start()
     a.send(MSG)
     a.receive()  # the child is up
@@ -76,8 +82,10 @@ def round_trip_mp(n):
 
 # --- one-way ------------------------------------------------------------
 
-def sleet_sink(name, done, n):
+def sleet_sink(name, done, n, spin):
     ch = sleet.Channel.open(name)
+    if spin is not None:
+        ch.set_spin(spin)
     for _ in range(n):
         ch.receive()
     sleet.Channel.open(done).send(1)
@@ -89,11 +97,13 @@ def mp_sink(q, done, n):
     done.put(1)
 
 
-def one_way_sleet(n):
+def one_way_sleet(n, spin=None):
     name, done_name = PREFIX + "ow", PREFIX + "owdone"
     ch = sleet.Channel.create(name, capacity=1024)
+    if spin is not None:
+        ch.set_spin(spin)
     done = sleet.Channel.create(done_name)
-    p = CTX.Process(target=sleet_sink, args=(name, done_name, n + 1))
+    p = CTX.Process(target=sleet_sink, args=(name, done_name, n + 1, spin))
     p.start()
     ch.send(MSG)
     while ch.stats()["queued"]:  # the child is receiving
@@ -176,8 +186,8 @@ def store_get_mp(n, manager):
 def binding_python(n):
     name = PREFIX + "ovh"
     ch = sleet.Channel.create(name, int, capacity=64)
+    ch.try_receive()  # the first receive puts the object in active mode (and binds the C++ method)
     send, try_receive = ch.send, ch.try_receive
-    try_receive()
     t0 = time.perf_counter()
     for i in range(n):
         send(i)
@@ -210,13 +220,16 @@ def main():
     k = 10 if args.quick else 1
     cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True,
                          text=True).stdout.strip()
-    rows = {"round trip": [], "one-way": [], "store get": [], "binding": []}
+    rows = {"round trip": [], "round trip, spin 0": [], "one-way": [], "one-way, spin 0": [], "store get": [],
+            "binding": []}
     times = {key: ([], []) for key in rows}
     manager = CTX.Manager()
     for r in range(args.rounds):
         for key, ours, theirs in (
             ("round trip", lambda: round_trip_sleet(20000 // k), lambda: round_trip_mp(20000 // k)),
+            ("round trip, spin 0", lambda: round_trip_sleet(20000 // k, 0.0), lambda: round_trip_mp(20000 // k)),
             ("one-way", lambda: one_way_sleet(200000 // k), lambda: one_way_mp(200000 // k)),
+            ("one-way, spin 0", lambda: one_way_sleet(200000 // k, 0.0), lambda: one_way_mp(200000 // k)),
             ("store get", lambda: store_get_sleet(200000 // k), lambda: store_get_mp(20000 // k, manager)),
             ("binding", lambda: binding_python(1000000 // k), lambda: binding_cpp(1000000 // k)),
         ):
@@ -234,16 +247,17 @@ def main():
         "| row | sleet (median) | baseline (median) | baseline | ratio median [min, max] |",
         "|---|---|---|---|---|",
     ]
-    base = {"round trip": "multiprocessing.Pipe", "one-way": "multiprocessing.Queue",
+    base = {"round trip": "multiprocessing.Pipe", "round trip, spin 0": "multiprocessing.Pipe",
+            "one-way": "multiprocessing.Queue", "one-way, spin 0": "multiprocessing.Queue",
             "store get": "Manager().dict() lookup", "binding": "C++ send+try_receive"}
     for key in rows:
         med, lo, hi = summary(rows[key])
         ours = statistics.median(times[key][0]) * 1e9
         theirs = statistics.median(times[key][1]) * 1e9
         if key == "binding":
-            lines.append("| binding overhead | %.0f ns/pair | %.0f ns/pair | %s | Python costs %.0f ns more per "
-                         "send+receive pair (%.2fx of C++, range %.2f-%.2f) |"
-                         % (ours, theirs, base[key], ours - theirs, 1 / med, 1 / hi, 1 / lo))
+            lines.append("| binding overhead | %.0f ns/pair | %.0f ns/pair | %s | %.0f ns per call more than C++ "
+                         "(a pair is 2 calls; Python/C++ %.1fx, range %.1f-%.1f) |"
+                         % (ours, theirs, base[key], (ours - theirs) / 2, 1 / med, 1 / hi, 1 / lo))
         else:
             lines.append("| %s | %.2f us | %.2f us | %s | **%.1fx** [%.1f, %.1f] |"
                          % (key, ours / 1e3, theirs / 1e3, base[key], med, lo, hi))

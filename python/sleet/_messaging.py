@@ -92,6 +92,7 @@ class _Receiver:
 
     def _setup_receiver(self, impl, label):
         self._impl = impl
+        self._fast = impl.fast_methods()  # C++ functions without pybind11's dispatch
         self._label = label
         self._dispatcher = None
         self._active = False
@@ -104,14 +105,19 @@ class _Receiver:
     def name(self):
         return self._impl.name
 
+    def set_spin(self, seconds):
+        """How long this object's blocking calls busy-wait before they sleep
+        (default 50 us; 0 on a machine with more busy processes than CPUs)."""
+        self._impl.set_spin(seconds)
+
     def _go_active(self):
         if self._dispatcher is not None:
             raise _errors.make("wrong_mode", "%s: receive on an object with on_receive handlers (passive mode)" % self._label)
         if not self._active:
             self._active = True
             # From now on the C++ methods are called directly: no Python frame per call.
-            self.receive = self._impl.receive
-            self.try_receive = self._impl.try_receive
+            self.receive = self._fast["receive"]
+            self.try_receive = self._fast["try_receive"]
 
     def receive(self, timeout=None):
         """The next message; waits up to ``timeout`` seconds (None: forever),
@@ -199,8 +205,8 @@ class _Endpoint(_Receiver):
         self.kind = kind
         self._setup_receiver(impl, label)
         # The send side has no mode: call C++ directly.
-        self.send = impl.send
-        self.try_send = impl.try_send
+        self.send = self._fast["send"]
+        self.try_send = self._fast["try_send"]
 
     def send(self, value, timeout=None):  # replaced per instance by the C++ method
         """Sends ``value``, waiting while full (sleet.Timeout after ``timeout``
@@ -335,7 +341,7 @@ class Topic:
         self.kind = kind
         self._impl = impl
         self._label = label
-        self.publish = impl.publish
+        self.publish = impl.fast_publish()
 
     @classmethod
     def create(cls, name, type=object, *, capacity=1024, max_message_size=256, max_subscribers=64, overflow="block",

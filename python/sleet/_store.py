@@ -23,8 +23,10 @@ class KvStore:
         self._pickle = pickle
         self._topics = {}
         self._subscribers = []
-        # Straight to C++: no Python frame per call.
-        self.set = impl.set
+        # Straight to C++: no Python frame (and no pybind11 dispatch) per call.
+        fast = impl.fast_methods()
+        self.get = fast["get"]
+        self.set = fast["set"]
         self.contains = impl.contains
 
     @classmethod
@@ -52,7 +54,7 @@ class KvStore:
         sleet.Full when no slot is free)."""
         self._impl.set(key, value)
 
-    def get(self, key, default=None):
+    def get(self, key, default=None):  # replaced per instance by the C++ method
         """The value, or ``default`` if the key is missing. sleet.TypeMismatch
         for a value of a C++ type Python has no mapping for."""
         return self._impl.get(key, default)

@@ -16,6 +16,7 @@
 #include "blocking.hpp"
 #include "bindings.hpp"
 #include "convert.hpp"
+#include "fast.hpp"
 
 namespace sleet::py_binding {
 
@@ -73,6 +74,73 @@ struct PyTopic {
   Topic<T> topic;
   Ctx ctx;
 };
+
+// The C++ object behind each wrapper, for the fast methods.
+template <class T>
+Channel<T>& target(PyChannel<T>& w) {
+  return w.ch;
+}
+template <class T>
+Pipe<T>& target(PyPipe<T>& w) {
+  return w.get();
+}
+template <class T>
+Subscriber<T>& target(PySubscriber<T>& w) {
+  return w.sub;
+}
+
+// The fast methods (fast.hpp): send(value, timeout=None), try_send(value),
+// receive(timeout=None), try_receive(default=None), publish(value, timeout=None).
+template <class T, class W>
+PyObject* fast_send(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("send", n, 1, 2);
+  W& w = *static_cast<W*>(o);
+  const T t = Conv<T>::from(a[0], w.ctx);
+  auto& x = target(w);
+  send_sliced([&] { return x.try_send(t); }, [&](std::chrono::nanoseconds s) { return x.send_for(t, s); }, w.ctx,
+              timeout_arg(a, n, 1));
+  Py_RETURN_NONE;
+}
+template <class T, class W>
+PyObject* fast_try_send(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("try_send", n, 1, 1);
+  W& w = *static_cast<W*>(o);
+  return PyBool_FromLong(target(w).try_send(Conv<T>::from(a[0], w.ctx)) ? 1 : 0);
+}
+template <class T, class W>
+PyObject* fast_receive(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("receive", n, 0, 1);
+  W& w = *static_cast<W*>(o);
+  return receive<T>(target(w), w.ctx, timeout_arg(a, n, 0)).release().ptr();
+}
+template <class T, class W>
+PyObject* fast_try_receive(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("try_receive", n, 0, 1);
+  W& w = *static_cast<W*>(o);
+  return try_receive<T>(target(w), w.ctx, arg_or_none(a, n, 0)).release().ptr();
+}
+template <class T>
+PyObject* fast_publish(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("publish", n, 1, 2);
+  auto& w = *static_cast<PyTopic<T>*>(o);
+  const T t = Conv<T>::from(a[0], w.ctx);
+  send_sliced([&] { return w.topic.try_publish(t); },
+              [&](std::chrono::nanoseconds s) { return w.topic.publish_for(t, s); }, w.ctx, timeout_arg(a, n, 1));
+  Py_RETURN_NONE;
+}
+
+template <class T, class W, bool kSends>
+py::dict fast_methods(py::object self) {
+  W& w = self.cast<W&>();
+  py::dict d;
+  if constexpr (kSends) {
+    d["send"] = fast_method<&fast_send<T, W>>("send", {"value", "timeout"}, 1, &w, self);
+    d["try_send"] = fast_method<&fast_try_send<T, W>>("try_send", {"value"}, 1, &w, self);
+  }
+  d["receive"] = fast_method<&fast_receive<T, W>>("receive", {"timeout"}, 0, &w, self);
+  d["try_receive"] = fast_method<&fast_try_receive<T, W>>("try_receive", {"default"}, 0, &w, self);
+  return d;
+}
 
 ChannelOptions channel_options(std::size_t capacity, std::size_t max_message_size, const std::string& topology,
                                unsigned permissions) {
@@ -150,6 +218,8 @@ void bind_kind(py::module_& m, const std::string& kind) {
       .def("receive_or", [](C& c, std::optional<double> t, py::object d) { return receive_or<T>(c.ch, c.ctx, t, d); })
       .def(
           "try_receive", [](C& c, py::object d) { return try_receive<T>(c.ch, c.ctx, d); }, py::arg("default") = py::none())
+      .def("fast_methods", [](py::object self) { return fast_methods<T, C, true>(self); })
+      .def("set_spin", [](C& c, double seconds) { c.ch.set_spin(*to_duration(seconds)); })
       .def("notify_fd", [](C& c) { return c.ch.notify_fd(); })
       .def("close", [](C& c) { c.ch.close(); })
       .def_property_readonly("closed", [](const C& c) { return c.ch.closed(); })
@@ -198,6 +268,8 @@ void bind_kind(py::module_& m, const std::string& kind) {
            [](P& p, std::optional<double> t, py::object d) { return receive_or<T>(p.get(), p.ctx, t, d); })
       .def(
           "try_receive", [](P& p, py::object d) { return try_receive<T>(p.get(), p.ctx, d); }, py::arg("default") = py::none())
+      .def("fast_methods", [](py::object self) { return fast_methods<T, P, true>(self); })
+      .def("set_spin", [](P& p, double seconds) { p.get().set_spin(*to_duration(seconds)); })
       .def("notify_fd", [](P& p) { return p.get().notify_fd(); })
       .def("close", [](P& p) { p.get().close(); })
       .def_property_readonly("closed", [](const P& p) { return p.get().closed(); })
@@ -212,6 +284,8 @@ void bind_kind(py::module_& m, const std::string& kind) {
       .def("receive_or", [](S& s, std::optional<double> t, py::object d) { return receive_or<T>(s.sub, s.ctx, t, d); })
       .def(
           "try_receive", [](S& s, py::object d) { return try_receive<T>(s.sub, s.ctx, d); }, py::arg("default") = py::none())
+      .def("fast_methods", [](py::object self) { return fast_methods<T, S, false>(self); })
+      .def("set_spin", [](S& s, double seconds) { s.sub.set_spin(*to_duration(seconds)); })
       .def("notify_fd", [](S& s) { return s.sub.notify_fd(); })
       .def("lost", [](const S& s) { return s.sub.lost(); })
       .def_property_readonly("closed", [](const S& s) { return s.sub.closed(); })
@@ -263,6 +337,8 @@ void bind_kind(py::module_& m, const std::string& kind) {
                  [&](std::chrono::nanoseconds s) { return t.topic.publish_for(value, s); }, t.ctx, timeout);
           },
           py::arg("value"), py::arg("timeout") = py::none())
+      .def("fast_publish",
+           [](py::object self) { return fast_method<&fast_publish<T>>("publish", {"value", "timeout"}, 1, &self.cast<Tp&>(), self); })
       .def("try_publish", [](Tp& t, py::handle v) { return t.topic.try_publish(Conv<T>::from(v, t.ctx)); })
       .def(
           "subscribe",

@@ -14,6 +14,7 @@
 
 #include "bindings.hpp"
 #include "convert.hpp"
+#include "fast.hpp"
 
 namespace sleet::py_binding {
 namespace {
@@ -37,6 +38,30 @@ void translate(std::exception_ptr p) {
     PyErr_SetObject(cls.ptr(), exc.ptr());
   }
 }
+
+}  // namespace
+
+void set_error_from_current() noexcept {
+  try {
+    throw;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const Error&) {
+    try {
+      translate(std::current_exception());
+    } catch (...) {
+      PyErr_SetString(PyExc_RuntimeError, "sleet: an error while raising an error");
+    }
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "sleet: unknown C++ exception");
+  }
+}
+
+namespace {
 
 template <class T>
 std::string type_name_of() {

@@ -18,6 +18,7 @@
 #include "bindings.hpp"
 #include "blocking.hpp"
 #include "convert.hpp"
+#include "fast.hpp"
 
 namespace sleet::py_binding {
 namespace {
@@ -173,6 +174,7 @@ class PyKv {
   }
 
   KvStore& kv() noexcept { return kv_; }
+  const Ctx& ctx() const noexcept { return ctx_; }
 
  private:
   Kind hint(const std::string& key) {
@@ -192,6 +194,19 @@ class PyKv {
   std::mutex mu_;  // hints_ (update() calls back into Python from other threads)
   std::unordered_map<std::string, Kind> hints_;
 };
+
+// The fast methods (fast.hpp): get(key, default=None), set(key, value).
+PyObject* fast_get(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("get", n, 1, 2);
+  auto& k = *static_cast<PyKv*>(o);
+  return k.get(Conv<std::string>::from(a[0], k.ctx()), arg_or_none(a, n, 1)).release().ptr();
+}
+PyObject* fast_set(void* o, PyObject* const* a, Py_ssize_t n) {
+  check_args("set", n, 2, 2);
+  auto& k = *static_cast<PyKv*>(o);
+  k.set(Conv<std::string>::from(a[0], k.ctx()), a[1]);
+  Py_RETURN_NONE;
+}
 
 KvOptions kv_options(std::size_t capacity, std::size_t max_key_size, std::size_t max_value_size,
                      std::size_t overflow_bytes, unsigned permissions) {
@@ -228,6 +243,14 @@ void bind_store(py::module_& m) {
       .def_static("remove", [](const std::string& name) { return KvStore::remove(name); })
       .def("set", &PyKv::set)
       .def("get", &PyKv::get)
+      .def("fast_methods",
+           [](py::object self) {
+             PyKv& k = self.cast<PyKv&>();
+             py::dict d;
+             d["get"] = fast_method<&fast_get>("get", {"key", "default"}, 1, &k, self);
+             d["set"] = fast_method<&fast_set>("set", {"key", "value"}, 2, &k, self);
+             return d;
+           })
       .def("get_all", &PyKv::get_all)
       .def("update", &PyKv::update)
       .def("compare_exchange", &PyKv::compare_exchange)

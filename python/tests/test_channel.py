@@ -238,3 +238,25 @@ def test_ctrl_c_interrupts_a_blocking_receive(name):
     # 100 ms); the test allows a loaded machine's scheduling on top of it.
     # Without the slicing the receive would never return.
     assert latency < 2.0, latency
+
+
+def test_fast_methods_take_keywords_check_arguments_and_keep_their_object(name):
+    n = name("fast")
+    ch = sleet.Channel.create(n)
+    ch.send(value=1, timeout=1.0)
+    ch.send(2, timeout=None)
+    assert ch.receive(timeout=1) == 1 and ch.receive(1.0) == 2
+    assert ch.try_receive(default="none") == "none"
+    with pytest.raises(TypeError, match="missing required argument 'value'"):
+        ch.send(timeout=1)
+    with pytest.raises(TypeError, match="unexpected or repeated keyword argument 'bogus'"):
+        ch.send(1, bogus=2)
+    with pytest.raises(TypeError, match="unexpected or repeated keyword argument 'value'"):
+        ch.send(1, value=2)
+    with pytest.raises(TypeError, match="positional arguments"):
+        ch.receive(1, 2)
+    send = sleet.Channel.open(n).send  # the function keeps its channel object alive
+    import gc
+    gc.collect()
+    send("still works")
+    assert ch.receive(timeout=1) == "still works"
