@@ -34,6 +34,7 @@ int kv_set(const char* name) {
   kv.set("y", std::vector<std::uint8_t>{1, 2, 3});
   kv.set("m", sleet::Message("hello").set("n", 7));
   kv.set("d", sleet::Dynamic::dict({{"list", sleet::Dynamic::list({1, "x", nullptr})}}));
+  kv.set("u", std::uint16_t{5});  // a type the binding has no mapping for
   return 0;
 }
 

@@ -45,7 +45,12 @@ def test_store_keys_of_cpp_types_both_ways(name, peer):
     m = kv.get("m")
     assert isinstance(m, sleet.Message) and m.topic == "hello" and m == {"n": 7}
     assert kv.get("d") == {"list": [1, "x", None]}
-    assert set(kv.get_all()) == {"s", "i", "f", "b", "y", "m", "d"}
+    everything = kv.get_all()
+    assert set(everything) == {"s", "i", "f", "b", "y", "m", "d", "u"}
+    assert isinstance(everything["u"], sleet.Opaque) and "short unsigned int" in everything["u"].type_name
+    assert everything["u"].data == b"\x05\x00"
+    with pytest.raises(sleet.TypeMismatch, match="'u'"):
+        kv.get("u")
     kv.set("s", "from python")
     kv.set("i", 1 << 40)
     kv.set("f", 1.5)
