@@ -14,7 +14,9 @@ _counter = itertools.count()
 
 
 def _ours():
-    return glob.glob("/dev/shm/sleet." + PREFIX + "*")
+    # Our names, and the channels of the ProcessManagers this process ran
+    # (their namespace is "pm-<manager pid>-<n>").
+    return glob.glob("/dev/shm/sleet." + PREFIX + "*") + glob.glob("/dev/shm/sleet.pm-%d-*" % os.getpid())
 
 
 @pytest.fixture
