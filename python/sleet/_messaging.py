@@ -30,6 +30,11 @@ def _kind(type_):
         raise TypeError("type must be one of str, int, float, bytes, sleet.Message or object, not %r" % (type_,)) from None
 
 
+def _forward(attr, doc=None):
+    """A read-only property that reads the C++ object's attribute."""
+    return property(lambda self: getattr(self._impl, attr), doc=doc)
+
+
 class _Dispatcher:
     """One thread that receives for on_receive handlers. It waits in C++
     without the GIL and takes it only to run filters and handlers."""
@@ -97,13 +102,9 @@ class _Receiver:
         self._dispatcher = None
         self._active = False
 
-    @property
-    def closed(self):
-        return self._impl.closed
+    closed = _forward("closed")
 
-    @property
-    def name(self):
-        return self._impl.name
+    name = _forward("name")
 
     def set_spin(self, seconds):
         """How long this object's blocking calls busy-wait before they sleep
@@ -257,17 +258,11 @@ class Channel(_Endpoint):
         """Deletes the channel's shared memory; False if there was none."""
         return _sleet.remove_channel_object(name)
 
-    @property
-    def capacity(self):
-        return self._impl.capacity
+    capacity = _forward("capacity")
 
-    @property
-    def max_message_size(self):
-        return self._impl.max_message_size
+    max_message_size = _forward("max_message_size")
 
-    @property
-    def topology(self):
-        return self._impl.topology
+    topology = _forward("topology")
 
     def stats(self):
         """Counters: sent, received, queued, times_full, ... (a racy snapshot)."""
@@ -381,13 +376,9 @@ class Topic:
     def close(self):
         self._impl.close()
 
-    @property
-    def closed(self):
-        return self._impl.closed
+    closed = _forward("closed")
 
-    @property
-    def name(self):
-        return self._impl.name
+    name = _forward("name")
 
     def stats(self):
         return self._impl.stats()
