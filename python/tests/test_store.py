@@ -123,3 +123,15 @@ def test_publish_and_on_subscriber_receive(name):
     assert done.wait(10)
     assert got == ["first", "last"]
     kv.close()
+
+
+def test_pickled_values_are_opt_in(name):
+    n = name("kvpickle")
+    kv = sleet.KvStore.create(n, pickle=True)
+    kv.set("c", complex(1, 2))
+    assert kv.get("c") == complex(1, 2)
+    plain = sleet.KvStore.open(n)
+    with pytest.raises(sleet.DecodeFailed, match="pickle=True"):
+        plain.get("c")
+    with pytest.raises(TypeError, match="pickle=True"):
+        plain.set("d", complex(3, 4))
