@@ -26,13 +26,16 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Debian packages the build, tests and benchmarks need. The second line is
+# Debian packages the build, tests and benchmarks need. The third line is
+# for the Python module (python/: pybind11, the headers of Debian's
+# /usr/bin/python3, pytest for its tests). The second line is
 # for the peer comparison (bench/peers: its baselines, the Redis server and
 # the iceoryx RouDi daemon it starts, the report's plots) and the profiling
 # scripts (tools/perf_*.sh). libiceoryx-posh-dev brings libiceoryx-hoofs-dev;
 # iceoryx is iox-roudi.
 packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev libcli11-dev
-  pkg-config libzmq3-dev libhiredis-dev redis-server iceoryx libiceoryx-posh-dev python3 gnuplot-nox linux-perf)
+  pkg-config libzmq3-dev libhiredis-dev redis-server iceoryx libiceoryx-posh-dev python3 gnuplot-nox linux-perf
+  pybind11-dev python3-dev python3-pytest)
 
 install_deps() {
   local missing=()

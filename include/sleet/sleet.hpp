@@ -3,6 +3,7 @@
 
 #include "sleet/channel.hpp"
 #include "sleet/codec.hpp"
+#include "sleet/dynamic.hpp"
 #include "sleet/error.hpp"
 #include "sleet/event.hpp"
 #include "sleet/kv_store.hpp"
