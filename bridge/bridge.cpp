@@ -303,9 +303,6 @@ Bridge::Bridge(BridgeOptions options) : impl_(std::make_unique<Impl>()) {
   for (const auto& url : options.servers) bridge_detail::check_url(url);
   b.options = std::move(options);
   b.host = shared_host_id();
-  if (!b.options.status.empty()) {
-    b.status_store.emplace(KvStore::open_or_create(b.options.status, bridge_detail::status_store_options()));
-  }
 
   check_nats(natsOptions_Create(&b.opts), "bridge: natsOptions_Create");
   std::vector<const char*> urls;
@@ -417,6 +414,10 @@ void Bridge::start() {
     if (r->spec.direction == BridgeRoute::Direction::out) {
       r->thread = std::thread([&b, route = r.get()] { b.export_loop(*route); });
     }
+  }
+  // The store appears once every route runs (a tool may wait for it).
+  if (!b.options.status.empty()) {
+    b.status_store.emplace(KvStore::open_or_create(b.options.status, bridge_detail::status_store_options()));
   }
   b.publish_status();
   b.status_thread = std::thread([&b] { b.status_loop(); });

@@ -3,7 +3,7 @@
 //
 //   sleet::BridgeOptions o;
 //   o.servers = {"nats://10.0.0.5:4222"};
-//   o.status = "bridge.status";                      // counters, for `sleet bridge --status`
+//   o.status = "bridge.status";   // counters, for `sleet bridge --status` (created by start())
 //   sleet::Bridge b(o);
 //   b.add(sleet::parse_export("ticks"));             // topic "ticks" -> subject sleet.ticks
 //   b.add(sleet::parse_import("sleet.jobs=jobs"));   // subject sleet.jobs -> channel "jobs"

@@ -196,3 +196,80 @@ inline std::string text(std::uint64_t seq) {
 }
 
 }  // namespace sleet::test
+
+#include <sys/mman.h>
+
+namespace sleet::test {
+
+// `sleet args...` as a child process (stdout and stderr in memory files),
+// usable from a host (no Catch2 assertions inside).
+class CliProcess {
+ public:
+  explicit CliProcess(const std::vector<std::string>& args) {
+#ifdef SLEET_CLI
+    std::vector<std::string> full{SLEET_CLI};
+#else
+    std::vector<std::string> full{"sleet"};
+#endif
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    out_ = ::memfd_create("bridge-cli-out", MFD_CLOEXEC);
+    err_ = ::memfd_create("bridge-cli-err", MFD_CLOEXEC);
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) std::abort();
+    if (pid_ == 0) {
+      ::dup2(out_, 1);
+      ::dup2(err_, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~CliProcess() {
+    if (pid_ > 0) stop(SIGKILL);
+    ::close(out_);
+    ::close(err_);
+  }
+  CliProcess(const CliProcess&) = delete;
+  CliProcess& operator=(const CliProcess&) = delete;
+
+  // Sends `sig` (0: none) and waits at most `limit`; the exit code, 128 +
+  // signal, or -1 if it had to be killed.
+  int stop(int sig, std::chrono::milliseconds limit = 20s) {
+    if (pid_ <= 0) return status_;
+    if (sig != 0) ::kill(pid_, sig);
+    const auto end = Clock::now() + limit;
+    int st = 0;
+    while (::waitpid(pid_, &st, WNOHANG) == 0) {
+      if (Clock::now() >= end) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &st, 0);
+        pid_ = -1;
+        return status_ = -1;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    pid_ = -1;
+    return status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  int wait(std::chrono::milliseconds limit = 20s) { return stop(0, limit); }
+  std::string out() const { return read_all(out_); }
+  std::string err() const { return read_all(err_); }
+
+ private:
+  static std::string read_all(int fd) {
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    for (off_t at = 0; (n = ::pread(fd, buf, sizeof buf, at)) > 0; at += n) s.append(buf, n);
+    return s;
+  }
+  pid_t pid_ = -1;
+  int status_ = -1;
+  int out_ = -1;
+  int err_ = -1;
+};
+
+}  // namespace sleet::test

@@ -391,3 +391,111 @@ TEST_CASE("bridge: a NATS server restart mid-stream: reconnected, every missing 
   CHECK(ra == 0);
   CHECK(rb == 0);
 }
+
+#ifdef SLEET_CLI
+TEST_CASE("sleet bridge: bad command lines and config files, each with its error", "[bridge][cli]") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string config;  // written to a file passed with --config when not empty
+    int status;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {{"bridge"}, "", 2, "no route (give --export, --import or --config)"},
+      {{"bridge", "--export", "t", "--backpressure", "x"}, "", 2, "--backpressure"},
+      {{"bridge", "--config", "/nonexistent/bridge.conf"}, "", 1, "cannot read config file '/nonexistent/bridge.conf'"},
+      {{"bridge"}, "server nats://127.0.0.1:1\nbogus 1\n", 2, ":2: unknown setting 'bogus'"},
+      {{"bridge"}, "export t\npassword\n", 2, ":2: 'password' needs a value"},
+      {{"bridge"}, "export a b\n", 2, ":1: 'export' takes one value"},
+      {{"bridge"}, "export t\nbackpressure later\n", 2, "backpressure must be 'drop' or 'wait', not 'later'"},
+      {{"bridge", "--server", "http://h:1", "--export", "t"}, "", 1, "has scheme 'http'"},
+      {{"bridge", "--export", "t=a..b"}, "", 1, "has an empty token"},
+      {{"bridge", "--server", "nats://u:hunter2@h:x", "--export", "t"}, "", 1, "nats://u:***@h:x' has a bad port"},
+      {{"bridge", "--status", "--name", "no-such-bridge-" + std::to_string(::getpid())}, "", 1, "not"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = c.args;
+    std::string path;
+    if (!c.config.empty()) {
+      path = (std::filesystem::temp_directory_path() / ("sleet-bridge-" + std::to_string(::getpid()) + ".conf")).string();
+      std::FILE* f = std::fopen(path.c_str(), "w");
+      REQUIRE(f != nullptr);
+      std::fputs(c.config.c_str(), f);
+      std::fclose(f);
+      args.push_back("--config");
+      args.push_back(path);
+    }
+    CliProcess p(args);
+    const int rc = p.wait();
+    if (!path.empty()) std::filesystem::remove(path);
+    INFO("args: " << args.size() << " " << args.back() << "; stderr: " << p.err());
+    CHECK(rc == c.status);
+    CHECK_THAT(p.err(), Catch::Matchers::Contains(c.needle));
+    CHECK_THAT(p.err(), !Catch::Matchers::Contains("hunter2"));
+  }
+}
+
+TEST_CASE("sleet bridge: a CLI exporter from a config file to a library importer, --status, secrets unprinted",
+          "[bridge][cli]") {
+  SKIP_WITHOUT_HOSTS();
+  NatsServer nats;
+  SharedMemory<Board> board;
+  const std::uint64_t n = scaled(1000, 100);
+  Child b = host(*board, [&](Board& bd) {
+    auto t = Topic<Tick>::create("ticks", {.capacity = 4096});
+    auto sub = t.subscribe();
+    LogLines log;
+    auto br = start_bridge(nats.url(), {parse_import("sleet.ticks")}, log);
+    bd.ready.fetch_add(1, std::memory_order_release);  // release: subscribed
+    const int rc = expect_ticks(sub, n, bd.report[1], bd.received[1]);
+    br->stop();
+    return rc;
+  });
+  REQUIRE(eventually([&] { return board->ready.load(std::memory_order_acquire) == 1; }, patience(20s)));
+  Child a = host(*board, [&](Board& bd) {
+    Report& r = bd.report[0];
+    auto t = Topic<Tick>::create("ticks", {.capacity = 4096});
+    const std::string conf = "/dev/shm/bridge.conf";  // this host's private tmpfs
+    std::FILE* f = std::fopen(conf.c_str(), "w");
+    std::fprintf(f, "# the exporter\nserver %s\nexport ticks   # default subject\nuser bridge\npassword hunter2\n",
+                 nats.url().c_str());
+    std::fclose(f);
+    CliProcess cli({"bridge", "--config", conf, "--name", "b1"});
+    // The status store appears once the bridge has started its routes.
+    if (!eventually([] { return shm_exists("b1.status"); }, patience(20s))) return r.fail("no status store");
+    for (std::uint64_t i = 1; i <= n; ++i) t.publish(tick(i));
+    const bool all = eventually(
+        [&] {
+          const auto s = read_bridge_status("b1.status");
+          return s.size() == 1 && s[0].forwarded == n;
+        },
+        patience(30s));
+    if (!all) {
+      cli.stop(SIGKILL);
+      return r.fail("the CLI bridge did not forward %llu: %s", (unsigned long long)n, cli.err().c_str());
+    }
+    CliProcess status({"bridge", "--status", "--name", "b1"});
+    if (status.wait() != 0) return r.fail("--status failed: %s", status.err().c_str());
+    const std::string out = status.out();
+    if (out.find("export ticks -> sleet.ticks") == std::string::npos ||
+        out.find(" " + std::to_string(n) + " ") == std::string::npos || out.find("FORWARDED") == std::string::npos) {
+      return r.fail("--status printed '%s'", out.c_str());
+    }
+    // acquire: B has every message before the exporter goes.
+    if (!eventually([&] { return bd.received[1].load(std::memory_order_relaxed) == n; }, patience(30s))) {
+      return r.fail("B did not receive everything");
+    }
+    const int rc = cli.stop(SIGTERM);
+    const std::string err = cli.err();
+    if (rc != 0) return r.fail("the CLI bridge exited %d: %s", rc, err.c_str());
+    if (err.find("hunter2") != std::string::npos) return r.fail("the password was printed: %s", err.c_str());
+    if (err.find("1 route, status in 'b1.status'") == std::string::npos) return r.fail("stderr: %s", err.c_str());
+    return 0;
+  });
+  const int ra = a.wait_for(patience(60s));
+  const int rb = b.wait_for(patience(60s));
+  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
+  CHECK(ra == 0);
+  CHECK(rb == 0);
+}
+#endif  // SLEET_CLI
