@@ -19,6 +19,7 @@
 
 #include <sleet/bridge.hpp>
 #include <sleet/detail/raw_io.hpp>
+#include <sleet/detail/type_name.hpp>
 #include <sleet/error.hpp>
 #include <sleet/kv_store.hpp>
 #include <sleet/registry.hpp>
@@ -74,6 +75,31 @@ void check_nats(natsStatus s, const std::string& what) {
   if (s != NATS_OK) throw Error(errc::system_error, what + ": " + nats_error(s));
 }
 
+// JetStream names may not hold '.', '*', '>' or spaces: "sleet_<subject with '_'>".
+std::string stream_name(std::string_view subject) {
+  std::string n = "sleet_";
+  for (char c : subject) n += (c == '.' || c == '*' || c == '>' || c == ' ') ? '_' : c;
+  return n;
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The store where durable imports keep their stream position (per host).
+KvOptions state_store_options() {
+  KvOptions o;
+  o.capacity = 1024;  // durable import routes on one host
+  o.max_key_size = 64;
+  o.max_value_size = 64;
+  return o;
+}
+
+// Longest wait between two JetStream publish attempts of one message.
+constexpr std::chrono::milliseconds kRetryMax{1000};
+
 struct Counters {
   // relaxed everywhere: independent statistics, read by the status thread.
   std::atomic<std::uint64_t> forwarded{0}, dropped{0}, refused{0}, duplicates{0}, gaps{0}, echoes{0};
@@ -102,6 +128,17 @@ struct Bridge::Impl {
     RawBytes scratch;
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> last_seq;  // (origin, session)
 
+    std::string stream;        // durable: the JetStream stream of the subject
+    std::string position_key;  // durable import: its key in the state store
+
+    // Records `what` as the last error and logs it (no counter).
+    void note(const std::string& what) {
+      {
+        std::lock_guard lock(counters.error_mutex);
+        counters.last_error = what;
+      }
+      owner->log(label + ": " + what);
+    }
     void fail(const std::string& what, std::atomic<std::uint64_t>& counter) {
       const std::uint64_t n = counter.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: stats
       {
@@ -118,6 +155,8 @@ struct Bridge::Impl {
   std::uint64_t host = 0;
   natsOptions* opts = nullptr;
   natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;                  // durable only
+  std::optional<KvStore> state;         // durable imports' positions
   std::atomic<bool> connected{false};
   std::atomic<bool> stopping{false};
   bool started = false;
@@ -199,35 +238,60 @@ struct Bridge::Impl {
   }
   static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     auto* r = static_cast<Route*>(closure);
-    r->owner->import_one(*r, reinterpret_cast<const std::byte*>(natsMsg_GetData(msg)),
-                         static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    Impl& b = *r->owner;
+    const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(msg));
+    const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(msg));
+    if (!b.options.durable) {
+      b.import_one(*r, data, size);
+    } else {
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+        // Flow-control and heartbeat messages of the ordered consumer carry no
+        // metadata and never reach a callback; anything else is not ours.
+        r->fail("refused a message without JetStream metadata", r->counters.refused);
+      } else {
+        const std::uint64_t at = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        // The position moves only past a message that was handled: one cut
+        // short by stop() comes again when the route is next started.
+        if (b.import_one(*r, data, size)) {
+          try {
+            b.state->set<std::uint64_t>(r->position_key, at);
+          } catch (const Error& e) {
+            r->note(std::string("cannot keep the stream position: ") + e.what());
+          }
+        }
+      }
+    }
     natsMsg_Destroy(msg);
   }
 
   // --- the two directions ---
 
-  void import_one(Route& r, const std::byte* data, std::size_t size) {
+  // Delivers one message locally; false only if stop() cut a durable wait
+  // short (the message was not delivered and must come again).
+  bool import_one(Route& r, const std::byte* data, std::size_t size) {
     std::string error;
     const auto h = bridge_wire::decode_header(data, size, error);
     if (!h) {
       r.fail("refused " + error, r.counters.refused);
-      return;
+      return true;
     }
     if (h->origin == host) {
       r.counters.echoes.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats
-      return;
+      return true;
     }
     if (h->fingerprint != r.fingerprint) {
       r.fail("refused a message of type '" + std::string(h->type_name) + "': the local " +
                  (r.topic ? "topic" : "channel") + " '" + r.spec.object + "' holds '" + r.type_name + "'",
              r.counters.refused);
-      return;
+      return true;
     }
     auto [it, fresh] = r.last_seq.try_emplace({h->origin, h->session}, h->sequence);
     if (!fresh) {
       if (h->sequence <= it->second) {
         r.counters.duplicates.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats
-        return;
+        return true;
       }
       if (h->sequence > it->second + 1) {
         r.counters.gaps.fetch_add(h->sequence - it->second - 1, std::memory_order_relaxed);  // relaxed: stats
@@ -236,6 +300,15 @@ struct Bridge::Impl {
     }
     r.scratch.bytes.assign(h->payload, h->payload + h->payload_size);
     try {
+      if (options.durable) {
+        // Durable: wait as long as it takes; the ordered consumer's flow
+        // control slows the stream meanwhile (nothing is dropped).
+        while (!r.writer.send_for(r.scratch, kStopPoll)) {
+          if (stopping.load(std::memory_order_relaxed)) return false;  // relaxed: see export_loop
+        }
+        r.counters.forwarded.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats
+        return true;
+      }
       const auto wait = options.backpressure == BridgeBackpressure::wait
                             ? std::chrono::nanoseconds(options.wait_limit)
                             : std::chrono::nanoseconds(0);
@@ -249,6 +322,81 @@ struct Bridge::Impl {
     } catch (const Error& e) {
       r.fail(std::string("dropped a message: ") + e.what(), r.counters.dropped);
     }
+    return true;
+  }
+
+  // Durable: publishes to the stream and waits for its ack, retrying (with
+  // the same message id, which the server deduplicates) until it is stored;
+  // false if stop() came first.
+  bool publish_durable(Route& r, const std::vector<std::byte>& wire, const bridge_wire::Header& h) {
+    const std::string id = hex(h.origin) + "-" + hex(h.session) + "-" + std::to_string(h.sequence);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    auto delay = kReconnectMin;
+    for (bool first = true;; first = false) {
+      jsPubAck* ack = nullptr;
+      jsErrCode ec = static_cast<jsErrCode>(0);
+      const natsStatus s = js_Publish(&ack, js, r.spec.subject.c_str(), wire.data(),
+                                      static_cast<int>(wire.size()), &po, &ec);
+      jsPubAck_Destroy(ack);
+      if (s == NATS_OK) {
+        if (!first) r.note("JetStream publish succeeded again");
+        return true;
+      }
+      if (first) r.note("JetStream publish failed (retrying): " + nats_error(s));
+      if (stopping.load(std::memory_order_relaxed)) return false;  // relaxed: see export_loop
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, kRetryMax);
+    }
+  }
+
+  // Durable: the stream of `subject` exists (created if not; an existing
+  // one is used as it is). Retries while JetStream is unreachable.
+  void ensure_stream(Route& r) {
+    r.stream = stream_name(r.spec.subject);
+    const char* subjects[] = {r.spec.subject.c_str()};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = r.stream.c_str();
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    auto delay = kReconnectMin;
+    for (bool first = true;; first = false) {
+      jsStreamInfo* si = nullptr;
+      jsErrCode ec = static_cast<jsErrCode>(0);
+      const natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &ec);
+      jsStreamInfo_Destroy(si);
+      if (s == NATS_OK || ec == JSStreamNameExistErr) return;
+      if (first) r.note("cannot create JetStream stream '" + r.stream + "' (retrying): " + nats_error(s));
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, kReconnectMax);
+    }
+  }
+
+  // Durable import: an ordered consumer from just past the position this
+  // host last delivered (the stream's end if it never imported).
+  void subscribe_durable(Route& r) {
+    r.position_key = "pos." + hex(detail::fnv1a(r.spec.subject + "\n" + r.spec.object));
+    std::optional<std::uint64_t> at = state->get<std::uint64_t>(r.position_key);
+    if (!at) {
+      jsStreamInfo* si = nullptr;
+      jsErrCode ec = static_cast<jsErrCode>(0);
+      check_nats(js_GetStreamInfo(&si, js, r.stream.c_str(), nullptr, &ec), "bridge: " + r.label + ": stream info");
+      at = si->State.LastSeq;
+      jsStreamInfo_Destroy(si);
+      state->set<std::uint64_t>(r.position_key, *at);
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = r.stream.c_str();
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = *at + 1;
+    jsErrCode ec = static_cast<jsErrCode>(0);
+    check_nats(js_Subscribe(&r.sub, js, r.spec.subject.c_str(), &Impl::on_message, &r, nullptr, &so, &ec),
+               "bridge: " + r.label + ": JetStream subscribe");
   }
 
   void export_loop(Route& r) {
@@ -275,6 +423,14 @@ struct Bridge::Impl {
       h.sequence = ++seq;
       std::byte* payload = bridge_wire::encode_header(wire, h, m.bytes.size());
       if (!m.bytes.empty()) std::memcpy(payload, m.bytes.data(), m.bytes.size());
+      if (options.durable) {
+        if (publish_durable(r, wire, h)) {
+          r.counters.forwarded.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats
+        } else {
+          r.fail("stopped before JetStream stored a message", r.counters.dropped);
+        }
+        continue;
+      }
       const natsStatus s =
           natsConnection_Publish(nc, r.spec.subject.c_str(), wire.data(), static_cast<int>(wire.size()));
       if (s == NATS_OK) {
@@ -338,6 +494,9 @@ Bridge::Bridge(BridgeOptions options) : impl_(std::make_unique<Impl>()) {
     check_nats(natsOptions_LoadCertificatesChain(b.opts, c.cert_file.c_str(), c.key_file.c_str()),
                "bridge: certificate '" + c.cert_file + "'");
   }
+  if (b.options.durable) {
+    b.state.emplace(KvStore::open_or_create("sleet.bridge.state", state_store_options()));
+  }
   const natsStatus s = natsConnection_Connect(&b.nc, b.opts);
   if (s == NATS_NOT_YET_CONNECTED) {
     b.log("no NATS server reachable yet; retrying");
@@ -345,12 +504,14 @@ Bridge::Bridge(BridgeOptions options) : impl_(std::make_unique<Impl>()) {
     check_nats(s, "bridge: connect");
     b.connected.store(true, std::memory_order_relaxed);  // relaxed: a status flag
   }
+  if (b.options.durable) check_nats(natsConnection_JetStream(&b.js, b.nc, nullptr), "bridge: JetStream");
 }
 
 Bridge::~Bridge() {
   stop();
   Impl& b = *impl_;
   b.stopping.store(true, std::memory_order_relaxed);  // relaxed: quiets on_disconnected's line
+  if (b.js != nullptr) jsCtx_Destroy(b.js);
   if (b.nc != nullptr) {
     natsConnection_Close(b.nc);
     natsConnection_Destroy(b.nc);
@@ -400,7 +561,12 @@ void Bridge::start() {
   if (b.stopping.load(std::memory_order_relaxed)) throw Error(errc::invalid_argument, "bridge: start() after stop()");
   b.started = true;
   for (auto& r : b.routes) {
+    if (b.options.durable) b.ensure_stream(*r);
     if (r->spec.direction != BridgeRoute::Direction::in) continue;
+    if (b.options.durable) {
+      b.subscribe_durable(*r);
+      continue;
+    }
     check_nats(natsConnection_Subscribe(&r->sub, b.nc, r->spec.subject.c_str(), &Impl::on_message, r.get()),
                "bridge: " + r->label + ": subscribe");
     // No limit on what waits for the callback: a slow local side is the

@@ -1,6 +1,7 @@
 // bridge/bridge_internal.hpp — what the bridge's source files share.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -117,7 +117,10 @@ BridgeRoute parse_import(std::string_view spec);
 struct BridgeOptions {
   std::vector<std::string> servers{"nats://127.0.0.1:4222"};  // nats:// or tls:// URLs
   BridgeCredentials credentials;
-  BridgeBackpressure backpressure = BridgeBackpressure::drop;
+  BridgeBackpressure backpressure = BridgeBackpressure::drop;  // core NATS imports
+  // JetStream: each subject is a stream (created if missing), exports wait
+  // for the server's ack, imports resume where this host left off.
+  bool durable = false;
   std::chrono::milliseconds wait_limit{1000};  // ::wait: longest wait for room per message
   std::string status;  // KvStore for the counters ("" for none); created if missing
   // Where the bridge's lines go (default: stderr, prefixed "sleet bridge: ").

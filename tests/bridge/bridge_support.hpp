@@ -68,8 +68,23 @@ inline bool port_accepts(int port) {
 // by the destructor, so also when a REQUIRE fails.
 class NatsServer {
  public:
-  NatsServer() : port_(free_port()) { start(); }
-  ~NatsServer() { stop(); }
+  // jetstream: -js with its store in a fresh temporary directory (removed
+  // by the destructor).
+  explicit NatsServer(bool jetstream = false) : port_(free_port()) {
+    if (jetstream) {
+      std::string dir = (std::filesystem::temp_directory_path() / "sleet-nats-XXXXXX").string();
+      if (::mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+      store_ = dir;
+    }
+    start();
+  }
+  ~NatsServer() {
+    stop();
+    if (!store_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(store_, ec);
+    }
+  }
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
 
@@ -84,7 +99,12 @@ class NatsServer {
       const int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, 1);
       ::dup2(null, 2);
-      ::execl(exe, exe, "-a", "127.0.0.1", "-p", port.c_str(), static_cast<char*>(nullptr));
+      if (store_.empty()) {
+        ::execl(exe, exe, "-a", "127.0.0.1", "-p", port.c_str(), static_cast<char*>(nullptr));
+      } else {
+        ::execl(exe, exe, "-a", "127.0.0.1", "-p", port.c_str(), "-js", "-sd", store_.c_str(),
+                static_cast<char*>(nullptr));
+      }
       ::_exit(127);
     }
     if (!eventually([&] { return port_accepts(port_); }, patience(10s))) {
@@ -111,6 +131,7 @@ class NatsServer {
  private:
   int port_;
   pid_t pid_ = -1;
+  std::string store_;  // JetStream's directory ("" without JetStream)
 };
 
 // Enters a new mount namespace with a private, empty /dev/shm. Returns ""

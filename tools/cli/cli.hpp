@@ -83,6 +83,7 @@ struct BridgeCliOptions {
   std::string backpressure;          // drop (default) or wait
   std::string name = "bridge";       // the status store is <name>.status
   bool status = false;               // print the counters and exit
+  bool durable = false;              // JetStream streams (at-least-once across restarts)
   std::string user, password, token, creds, nkey, nkey_public;
   bool tls = false;
   std::string tls_ca, tls_cert, tls_key;

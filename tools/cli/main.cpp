@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   bridge->add_option("--backpressure", bridge_o.backpressure, "Local side full: drop (count it, default) or wait")
       ->check(CLI::IsMember({"drop", "wait"}));
   bridge->add_option("--name", bridge_o.name, "Bridge name: its counters are in the store NAME.status (default bridge)");
+  bridge->add_flag("--durable", bridge_o.durable, "JetStream: a stream per subject, imports resume after a restart");
   bridge->add_flag("--status", bridge_o.status, "Print the counters of the bridge NAME and exit");
   bridge->add_option("--user", bridge_o.user, "NATS user (with --password or SLEET_BRIDGE_PASSWORD)");
   bridge->add_option("--password", bridge_o.password, "NATS password (never printed)");
