@@ -472,6 +472,7 @@ Bridge::Bridge(BridgeOptions options) : impl_(std::make_unique<Impl>()) {
   check_nats(natsOptions_SetDisconnectedCB(b.opts, &Impl::on_disconnected, &b), "bridge: callbacks");
   check_nats(natsOptions_SetErrorHandler(b.opts, &Impl::on_error, &b), "bridge: callbacks");
   check_nats(natsOptions_SetName(b.opts, "sleet-bridge"), "bridge: name");
+  if (b.options.low_latency) check_nats(natsOptions_SetSendAsap(b.opts, true), "bridge: low latency");
   // The credentials' values never appear in an error: only which one failed.
   if (!c.user.empty() || !c.password.empty()) {
     check_nats(natsOptions_SetUserInfo(b.opts, c.user.c_str(), c.password.c_str()), "bridge: user/password");

@@ -56,10 +56,28 @@
 //   and counted as a gap.
 // Nothing is ever delivered twice in core mode.
 //
-// Backpressure (import, local object full): BridgeBackpressure::drop counts
-// the message in `dropped` and goes on; ::wait waits (slowing the NATS
-// subscription: the server may then drop for a slow consumer, which libnats
-// reports and the bridge logs).
+// Durable (BridgeOptions::durable, JetStream): each subject is a stream
+// "sleet_<subject with '_' for '.'>" (file storage; created if missing, an
+// existing one used as it is). An export waits for the server's ack of each
+// message, retrying with the same message id (which the server
+// deduplicates) until it is stored. An import is an ordered consumer from
+// just past the stream position this host last delivered, which it keeps
+// in the KvStore "sleet.bridge.state" (shared memory: it survives the
+// bridge, not the host's /dev/shm); a first import starts at the stream's
+// end. What can be lost or doubled (durable):
+// - exporter killed: the one message between the local receive and the
+//   server's ack (and, as in core mode, what is published locally while no
+//   export runs);
+// - importer killed: nothing; a message delivered locally whose position
+//   was not yet written comes once more (a window of one KvStore write);
+// - server restart: nothing (exports retry, imports resume).
+// The local side full: the import waits (the consumer's flow control slows
+// the stream), never drops.
+//
+// Backpressure (core import, local object full): BridgeBackpressure::drop
+// counts the message in `dropped` and goes on; ::wait waits up to
+// wait_limit per message (holding up the subscription's callback), then
+// counts it in `dropped`.
 //
 // Reconnects: the connection retries forever (also when no server is up at
 // start), with a growing delay (kReconnectMin doubling to kReconnectMax); each
@@ -122,7 +140,11 @@ struct BridgeOptions {
   // for the server's ack, imports resume where this host left off.
   bool durable = false;
   std::chrono::milliseconds wait_limit{1000};  // ::wait: longest wait for room per message
-  std::string status;  // KvStore for the counters ("" for none); created if missing
+  // libnats writes each publish to the socket at once instead of letting its
+  // flusher thread coalesce them (which waits up to a millisecond): lower
+  // latency, one write per message (lower throughput for small messages).
+  bool low_latency = false;
+  std::string status;  // KvStore for the counters ("" for none); created by start()
   // Where the bridge's lines go (default: stderr, prefixed "sleet bridge: ").
   std::function<void(std::string_view)> log;
 };

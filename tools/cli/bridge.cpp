@@ -6,7 +6,7 @@
 //   export ticks                     (NAME[=SUBJECT], repeatable)
 //   import sleet.jobs=jobs           (SUBJECT[=NAME], repeatable)
 //   backpressure drop|wait
-//   durable
+//   durable / low-latency
 //   user NAME / password SECRET / token SECRET / creds FILE / nkey SEEDFILE / nkey-public KEY
 //   tls / tls-ca FILE / tls-cert FILE / tls-key FILE
 // The command line adds to the file's routes and servers and overrides its
@@ -44,7 +44,7 @@ void read_config(const std::string& path, BridgeCliOptions& o, BridgeCliOptions&
     words >> value;
     const std::string where = path + ":" + std::to_string(n) + ": ";
     if (words >> extra) throw Failure(kUsage, "bridge: " + where + "'" + key + "' takes one value");
-    const bool flag = key == "tls" || key == "durable";
+    const bool flag = key == "tls" || key == "durable" || key == "low-latency";
     if (!flag && value.empty()) throw Failure(kUsage, "bridge: " + where + "'" + key + "' needs a value");
     if (key == "server") o.servers.push_back(value);
     else if (key == "export") o.exports.push_back(value);
@@ -58,6 +58,7 @@ void read_config(const std::string& path, BridgeCliOptions& o, BridgeCliOptions&
     else if (key == "nkey-public") from_file.nkey_public = value;
     else if (key == "tls") from_file.tls = true;
     else if (key == "durable") from_file.durable = true;
+    else if (key == "low-latency") from_file.low_latency = true;
     else if (key == "tls-ca") from_file.tls_ca = value;
     else if (key == "tls-cert") from_file.tls_cert = value;
     else if (key == "tls-key") from_file.tls_key = value;
@@ -111,6 +112,7 @@ int run_bridge(const BridgeCliOptions& cli) {
   c.key_file = pick(o.tls_key, file.tls_key);
   b.status = store;
   b.durable = o.durable || file.durable;
+  b.low_latency = o.low_latency || file.low_latency;
 
   std::vector<BridgeRoute> routes;
   for (const auto& e : o.exports) routes.push_back(parse_export(e));

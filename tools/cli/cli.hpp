@@ -84,6 +84,7 @@ struct BridgeCliOptions {
   std::string name = "bridge";       // the status store is <name>.status
   bool status = false;               // print the counters and exit
   bool durable = false;              // JetStream streams (at-least-once across restarts)
+  bool low_latency = false;          // every publish written at once (SendAsap)
   std::string user, password, token, creds, nkey, nkey_public;
   bool tls = false;
   std::string tls_ca, tls_cert, tls_key;

@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"drop", "wait"}));
   bridge->add_option("--name", bridge_o.name, "Bridge name: its counters are in the store NAME.status (default bridge)");
   bridge->add_flag("--durable", bridge_o.durable, "JetStream: a stream per subject, imports resume after a restart");
+  bridge->add_flag("--low-latency", bridge_o.low_latency, "Write every publish at once (lower latency, more writes)");
   bridge->add_flag("--status", bridge_o.status, "Print the counters of the bridge NAME and exit");
   bridge->add_option("--user", bridge_o.user, "NATS user (with --password or SLEET_BRIDGE_PASSWORD)");
   bridge->add_option("--password", bridge_o.password, "NATS password (never printed)");
