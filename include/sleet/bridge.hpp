@@ -89,7 +89,8 @@
 //
 // Threads: one per export route (blocked in the local receive), libnats'
 // threads (subscription callbacks run the imports), and one that writes the
-// status store every kStatusPeriod. add() before start(); stop() joins.
+// status store every kStatusPeriod. add() before start(); stop() joins
+// and is final (a stopped bridge does not start again: make a new one).
 #pragma once
 
 #include <chrono>
