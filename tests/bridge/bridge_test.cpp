@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <sleet/bridge.hpp>
+#include <sleet/channel.hpp>
 #include <sleet/kv_store.hpp>
 #include <sleet/topic.hpp>
 
@@ -207,6 +208,44 @@ TEST_CASE("bridge: a topic exported on host A arrives on host B once and in orde
       if (check_route(s, n, bd.report[0]) != 0) return 1;
     }
     return 0;
+  });
+  const int ra = a.wait_for(patience(60s));
+  const int rb = b.wait_for(patience(60s));
+  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
+  CHECK(ra == 0);
+  CHECK(rb == 0);
+}
+
+TEST_CASE("bridge: a channel exported on host A is received on host B once and in order", "[bridge]") {
+  SKIP_WITHOUT_HOSTS();
+  NatsServer nats;
+  SharedMemory<Board> board;
+  const std::uint64_t n = scaled(2000, 200);
+  Child b = host(*board, [&](Board& bd) {
+    Report& r = bd.report[1];
+    auto jobs = Channel<std::string>::create("jobs", {.capacity = 4096});
+    LogLines log;
+    auto br = start_bridge(nats.url(), {parse_import("sleet.jobs")}, log);
+    bd.ready.fetch_add(1, std::memory_order_release);  // release: subscribed
+    for (std::uint64_t i = 1; i <= n; ++i) {
+      const auto s = jobs.receive_for(patience(10s));
+      if (!s) return r.fail("job %llu: timed out", (unsigned long long)i);
+      if (*s != text(i)) return r.fail("job %llu: got '%s'", (unsigned long long)i, s->c_str());
+    }
+    if (jobs.receive_for(100ms)) return r.fail("a job after the last one");
+    br->stop();
+    return check_route(br->status()[0], n, r);
+  });
+  REQUIRE(eventually([&] { return board->ready.load(std::memory_order_acquire) == 1; }, patience(20s)));
+  Child a = host(*board, [&](Board& bd) {
+    auto jobs = Channel<std::string>::create("jobs", {.capacity = 4096});
+    LogLines log;
+    auto br = start_bridge(nats.url(), {parse_export("jobs")}, log);
+    for (std::uint64_t i = 1; i <= n; ++i) jobs.send(text(i));
+    if (wait_forwarded(*br, n) != 0) return bd.report[0].fail("the export did not forward everything");
+    br->stop();
+    if (jobs.try_receive()) return bd.report[0].fail("a job stayed on host A");
+    return check_route(br->status()[0], n, bd.report[0]);
   });
   const int ra = a.wait_for(patience(60s));
   const int rb = b.wait_for(patience(60s));
