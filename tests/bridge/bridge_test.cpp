@@ -86,6 +86,15 @@ int wait_forwarded(Bridge& b, std::uint64_t n) {
              : 1;
 }
 
+// Waits for host A (report 0), then B (report 1); each must exit 0.
+void join_hosts(Child& a, Child& b, Board& board, std::chrono::milliseconds limit) {
+  const int ra = a.wait_for(limit);
+  const int rb = b.wait_for(limit);
+  INFO("A: " << board.report[0].what() << "; B: " << board.report[1].what());
+  CHECK(ra == 0);
+  CHECK(rb == 0);
+}
+
 }  // namespace
 
 TEST_CASE("bridge: routes and URLs are checked, each bad one with its error", "[bridge]") {
@@ -209,11 +218,7 @@ TEST_CASE("bridge: a topic exported on host A arrives on host B once and in orde
     }
     return 0;
   });
-  const int ra = a.wait_for(patience(60s));
-  const int rb = b.wait_for(patience(60s));
-  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
-  CHECK(ra == 0);
-  CHECK(rb == 0);
+  join_hosts(a, b, *board, patience(60s));
 }
 
 TEST_CASE("bridge: a channel exported on host A is received on host B once and in order", "[bridge]") {
@@ -247,11 +252,7 @@ TEST_CASE("bridge: a channel exported on host A is received on host B once and i
     if (jobs.try_receive()) return bd.report[0].fail("a job stayed on host A");
     return check_route(br->status()[0], n, bd.report[0]);
   });
-  const int ra = a.wait_for(patience(60s));
-  const int rb = b.wait_for(patience(60s));
-  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
-  CHECK(ra == 0);
-  CHECK(rb == 0);
+  join_hosts(a, b, *board, patience(60s));
 }
 
 TEST_CASE("bridge: both directions at once, and one exporter to two importers", "[bridge]") {
@@ -339,11 +340,7 @@ TEST_CASE("bridge: a message of another type is refused, counted and logged, nev
     br->stop();
     return rc == 0 ? 0 : bd.report[0].fail("not forwarded");
   });
-  const int ra = a.wait_for(patience(30s));
-  const int rb = b.wait_for(patience(30s));
-  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
-  CHECK(ra == 0);
-  CHECK(rb == 0);
+  join_hosts(a, b, *board, patience(30s));
 }
 
 TEST_CASE("bridge: a NATS server restart mid-stream: core counts every missing message as a gap, durable "
@@ -538,11 +535,7 @@ TEST_CASE("sleet bridge: a CLI exporter from a config file to a library importer
     if (err.find("1 route, status in 'b1.status'") == std::string::npos) return r.fail("stderr: %s", err.c_str());
     return 0;
   });
-  const int ra = a.wait_for(patience(60s));
-  const int rb = b.wait_for(patience(60s));
-  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
-  CHECK(ra == 0);
-  CHECK(rb == 0);
+  join_hosts(a, b, *board, patience(60s));
 }
 
 TEST_CASE("sleet bridge --durable: the importing bridge SIGKILLed mid-stream and restarted loses nothing",
@@ -604,10 +597,6 @@ TEST_CASE("sleet bridge --durable: the importing bridge SIGKILLed mid-stream and
     br->stop();
     return rc == 0 ? 0 : bd.report[0].fail("not stored");
   });
-  const int ra = a.wait_for(patience(60s));
-  const int rb = b.wait_for(patience(60s));
-  INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
-  CHECK(ra == 0);
-  CHECK(rb == 0);
+  join_hosts(a, b, *board, patience(60s));
 }
 #endif  // SLEET_CLI
