@@ -39,6 +39,9 @@ constexpr std::chrono::milliseconds kStopPoll{50};
 // How often a refusal is logged per route: the first, then every Nth
 // (a wrong-typed stream must not flood stderr).
 constexpr std::uint64_t kRefusalLogEvery = 1000;
+// Longest wait in ~Bridge for libnats' closed callback (it comes within
+// milliseconds; the bound only keeps a broken client from hanging us).
+constexpr std::chrono::seconds kCloseWait{10};
 
 std::uint64_t random_u64() {
   std::uint64_t v = 0;
@@ -165,6 +168,11 @@ struct Bridge::Impl {
   std::thread status_thread;
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
+  // libnats runs connection callbacks on its own thread, after Close()
+  // returns: ~Bridge waits for the last one (closed) before Impl goes.
+  std::mutex closed_mutex;
+  std::condition_variable closed_cv;
+  bool closed = false;  // guarded by closed_mutex
 
   void log(const std::string& line) const {
     if (options.log) {
@@ -220,6 +228,12 @@ struct Bridge::Impl {
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     self->log("connected to " + bridge_detail::redact_url(url));
+  }
+  static void on_closed(natsConnection*, void* closure) {
+    auto* self = static_cast<Impl*>(closure);
+    std::lock_guard lock(self->closed_mutex);
+    self->closed = true;
+    self->closed_cv.notify_all();
   }
   static void on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
     auto* self = static_cast<Impl*>(closure);
@@ -471,6 +485,7 @@ Bridge::Bridge(BridgeOptions options) : impl_(std::make_unique<Impl>()) {
   check_nats(natsOptions_SetReconnectedCB(b.opts, &Impl::on_connected, &b), "bridge: callbacks");
   check_nats(natsOptions_SetDisconnectedCB(b.opts, &Impl::on_disconnected, &b), "bridge: callbacks");
   check_nats(natsOptions_SetErrorHandler(b.opts, &Impl::on_error, &b), "bridge: callbacks");
+  check_nats(natsOptions_SetClosedCB(b.opts, &Impl::on_closed, &b), "bridge: callbacks");
   check_nats(natsOptions_SetName(b.opts, "sleet-bridge"), "bridge: name");
   if (b.options.low_latency) check_nats(natsOptions_SetSendAsap(b.opts, true), "bridge: low latency");
   // The credentials' values never appear in an error: only which one failed.
@@ -515,6 +530,11 @@ Bridge::~Bridge() {
   if (b.js != nullptr) jsCtx_Destroy(b.js);
   if (b.nc != nullptr) {
     natsConnection_Close(b.nc);
+    {
+      // The disconnected callback may still be queued: closed comes after it.
+      std::unique_lock lock(b.closed_mutex);
+      b.closed_cv.wait_for(lock, kCloseWait, [&] { return b.closed; });
+    }
     natsConnection_Destroy(b.nc);
   }
   natsOptions_Destroy(b.opts);
