@@ -267,6 +267,7 @@ void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
   }
   if (known_kind(h.kind)) info.kind = detail::to_string(static_cast<SegmentKind>(h.kind));
   info.type_name.assign(h.type_name, ::strnlen(h.type_name, sizeof h.type_name));
+  info.fingerprint = h.fingerprint;
   info.created = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::nanoseconds(h.created_ns)));

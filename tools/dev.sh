@@ -32,8 +32,9 @@ done
 # for the peer comparison (bench/peers: its baselines, the Redis server and
 # the iceoryx RouDi daemon it starts, the report's plots) and the profiling
 # scripts (tools/perf_*.sh). libiceoryx-posh-dev brings libiceoryx-hoofs-dev;
-# iceoryx is iox-roudi.
+# iceoryx is iox-roudi. libnats-dev and nats-server: the NATS bridge and its tests.
 packages=(g++ cmake make catch2 libbenchmark-dev libatomic-queue-dev libcereal-dev libboost-dev liblmdb-dev libcli11-dev
+  libnats-dev nats-server
   pkg-config libzmq3-dev libhiredis-dev redis-server iceoryx libiceoryx-posh-dev python3 gnuplot-nox linux-perf
   pybind11-dev python3-dev python3-pytest)
 

@@ -69,6 +69,7 @@ struct ObjectInfo {
   std::string kind;       // channel, pipe, kv, mutex, semaphore, event, value, array;
                           // "unknown" when the header cannot be trusted (see problem)
   std::string type_name;  // message/value type as the creator's compiler spelt it
+  std::uint64_t fingerprint = 0;  // of that type and its codec (what open() checks)
   std::uint32_t layout_version = 0;
   std::uint64_t total_size = 0;  // bytes of the shared memory object
   unsigned permissions = 0;      // mode bits of the shared memory object

@@ -335,6 +335,8 @@ TEST_CASE("registry: a pipe reports each direction on its own", "[registry][pipe
   const auto info = sleet::inspect_object(name);
   CHECK(info.kind == "pipe");
   CHECK(info.type_name == "int");
+  // The fingerprint open() checks (the bridge opens objects by it).
+  CHECK(info.fingerprint == sleet::detail::fingerprint<int>(sleet::Codec<int>::name));
   CHECK(info.problem.empty());
   REQUIRE(info.rings.size() == 2);
   CHECK(info.rings[0].direction == "a->b");

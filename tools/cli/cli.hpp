@@ -74,6 +74,22 @@ struct BenchOptions {
   double seconds = 1.0;       // per benchmark
 };
 
+// `sleet bridge` (only in a build with the bridge, SLEET_HAVE_BRIDGE).
+struct BridgeCliOptions {
+  std::vector<std::string> servers;  // --server, repeatable
+  std::vector<std::string> exports;  // NAME[=SUBJECT]
+  std::vector<std::string> imports;  // SUBJECT[=NAME]
+  std::string config;                // --config FILE
+  std::string backpressure;          // drop (default) or wait
+  std::string name = "bridge";       // the status store is <name>.status
+  bool status = false;               // print the counters and exit
+  bool durable = false;              // JetStream streams (at-least-once across restarts)
+  bool low_latency = false;          // every publish written at once (SendAsap)
+  std::string user, password, token, creds, nkey, nkey_public;
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key;
+};
+
 // Each returns the exit code (kOk, or kTimeout for recv).
 int run_ls(const LsOptions& o);
 int run_stat(const StatOptions& o);
@@ -82,6 +98,7 @@ int run_kv(const KvOptions& o);
 int run_send(const SendOptions& o);
 int run_recv(const RecvOptions& o);
 int run_bench(const BenchOptions& o);
+int run_bridge(const BridgeCliOptions& o);
 
 // The message of a sleet::Error without the ": <code>" std::system_error
 // appends: "<object>: <what>".

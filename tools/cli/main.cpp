@@ -118,6 +118,31 @@ int main(int argc, char** argv) {
   bench->add_option("--size", bench_o.size, "Bytes per message or value, 8-65536 (default 64)");
   bench->add_option("--seconds", bench_o.seconds, "Seconds per benchmark (default 1)");
 
+#ifdef SLEET_HAVE_BRIDGE
+  BridgeCliOptions bridge_o;
+  auto* bridge = app.add_subcommand("bridge", "Carry topics and channels to other hosts over NATS");
+  bridge->add_option("--server", bridge_o.servers, "NATS server URL, repeatable (default nats://127.0.0.1:4222)");
+  bridge->add_option("--export", bridge_o.exports, "NAME[=SUBJECT]: publish a local topic or channel (subject sleet.NAME)");
+  bridge->add_option("--import", bridge_o.imports, "SUBJECT[=NAME]: deliver a subject into a local topic or channel");
+  bridge->add_option("--config", bridge_o.config, "Read servers, routes and settings from FILE");
+  bridge->add_option("--backpressure", bridge_o.backpressure, "Local side full: drop (count it, default) or wait")
+      ->check(CLI::IsMember({"drop", "wait"}));
+  bridge->add_option("--name", bridge_o.name, "Bridge name: its counters are in the store NAME.status (default bridge)");
+  bridge->add_flag("--durable", bridge_o.durable, "JetStream: a stream per subject, imports resume after a restart");
+  bridge->add_flag("--low-latency", bridge_o.low_latency, "Write every publish at once (lower latency, more writes)");
+  bridge->add_flag("--status", bridge_o.status, "Print the counters of the bridge NAME and exit");
+  bridge->add_option("--user", bridge_o.user, "NATS user (with --password or SLEET_BRIDGE_PASSWORD)");
+  bridge->add_option("--password", bridge_o.password, "NATS password (never printed)");
+  bridge->add_option("--token", bridge_o.token, "NATS token (never printed; or SLEET_BRIDGE_TOKEN)");
+  bridge->add_option("--creds", bridge_o.creds, "NATS credentials file (user JWT and seed)");
+  bridge->add_option("--nkey", bridge_o.nkey, "NKey seed file (with --nkey-public)");
+  bridge->add_option("--nkey-public", bridge_o.nkey_public, "NKey public key");
+  bridge->add_flag("--tls", bridge_o.tls, "Require TLS");
+  bridge->add_option("--tls-ca", bridge_o.tls_ca, "Trusted CA certificates file");
+  bridge->add_option("--tls-cert", bridge_o.tls_cert, "Client certificate chain file (with --tls-key)");
+  bridge->add_option("--tls-key", bridge_o.tls_key, "Client private key file");
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -146,6 +171,9 @@ int main(int argc, char** argv) {
       }
       return run_recv(recv_o);
     }
+#ifdef SLEET_HAVE_BRIDGE
+    if (bridge->parsed()) return run_bridge(bridge_o);
+#endif
     return run_bench(bench_o);
   } catch (const sleet::Error& e) {
     std::cerr << "sleet: " << message_of(e) << '\n';
