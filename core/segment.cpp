@@ -130,6 +130,9 @@ std::uint64_t file_size(int fd, const std::string& what) {
 // Waits (bounded) until the header copy says `ready`, and returns it.
 HeaderCopy wait_ready(int fd, const std::string& what, Deadline give_up) {
   const std::uint64_t my_ns = current_pid_namespace();
+  // A dead creator is believed when two copies a poll apart agree: a copy
+  // taken while the creator writes the word could be torn.
+  std::uint64_t seen_dead = 0;
   for (;;) {
     const std::uint64_t size = file_size(fd, what);
     if (size != 0 && size < kHeaderSize) {
@@ -154,9 +157,12 @@ HeaderCopy wait_ready(int fd, const std::string& what, Deadline give_up) {
       // Pids of another namespace cannot be judged here: wait for the bound.
       const bool same_ns = h.pid_namespace == 0 || my_ns == 0 || h.pid_namespace == my_ns;
       if (creator != 0 && same_ns && !identity_alive(creator)) {
-        throw_error(errc::peer_dead, what,
-                    "creator pid " + std::to_string(identity_pid(creator)) +
-                        " died before it was ready");
+        if (creator == seen_dead) {
+          throw_error(errc::peer_dead, what,
+                      "creator pid " + std::to_string(identity_pid(creator)) +
+                          " died before it was ready");
+        }
+        seen_dead = creator;
       }
     }
     if (Clock::now() >= give_up) {
