@@ -228,7 +228,7 @@ ChannelCore ChannelCore::open_or_create(std::string_view name, const ChannelOpti
                         [&] { return open(name, type); });
 }
 
-bool ChannelCore::remove(std::string_view name) { return Segment::remove(name); }
+bool ChannelCore::remove(std::string_view name, SegmentKind kind) { return remove_segment(name, kind); }
 
 std::uint64_t ChannelCore::claim_role(SpscRole& role, const char* what) const {
   const std::uint64_t me = current_identity();

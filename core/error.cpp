@@ -27,8 +27,16 @@ std::string_view to_string(errc e) noexcept {
     case errc::not_managed: return "not_managed";
     case errc::child_failed: return "child_failed";
     case errc::system_error: return "system_error";
+    case errc::corrupted: return "corrupted";
   }
   return "unknown";
+}
+
+std::string Error::detail() const {
+  std::string_view m = what();
+  const std::string suffix = ": " + std::string(to_string(value()));
+  if (m.ends_with(suffix)) m.remove_suffix(suffix.size());
+  return std::string(m);
 }
 
 namespace {

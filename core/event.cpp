@@ -54,7 +54,7 @@ Event Event::open_or_create(std::string_view name, const EventOptions& options) 
   return create_or_open([&] { return create(name, options); }, [&] { return open(name); });
 }
 
-bool Event::remove(std::string_view name) { return Segment::remove(name); }
+bool Event::remove(std::string_view name) { return remove_segment(name, SegmentKind::event); }
 
 void Event::set() noexcept {
   EventObject& o = *object_;

@@ -58,14 +58,19 @@ std::uint64_t object_bytes(const KvConfig& c) { return c.slots_offset + c.slots 
 
 std::string detail::kv_describe(std::string_view name) {
   std::string s = "kv store '";
-  s.append(name).append("'");
+  s.append(printable_name(name)).append("'");
   return s;
 }
 
 std::string detail::kv_quoted(std::string_view key) {
   std::string s = "'";
-  s.append(key.substr(0, kQuotedKey)).append(key.size() > kQuotedKey ? "...'" : "'");
+  s.append(printable_name(key, kQuotedKey)).append("'");
   return s;
+}
+
+void detail::throw_kv_decode_failed(std::string_view store, std::string_view key, const Error& e) {
+  if (e.value() != errc::decode_failed) throw e;
+  throw_error(errc::decode_failed, kv_describe(store), "key " + kv_quoted(key) + ": " + e.detail());
 }
 
 bool detail::kv_layout_valid(const KvConfig& c, std::uint64_t object_size) noexcept {
@@ -165,7 +170,7 @@ KvStore KvStore::open_or_create(std::string_view name, const KvOptions& options)
   return create_or_open([&] { return create(name, options); }, [&] { return open(name); });
 }
 
-bool KvStore::remove(std::string_view name) { return Segment::remove(name); }
+bool KvStore::remove(std::string_view name) { return remove_segment(name, SegmentKind::kv); }
 
 // ---- helpers ----
 
@@ -204,10 +209,11 @@ void KvStore::throw_damaged(const KvKey& key, KvDamage d) const {
 }
 
 void KvStore::throw_type_mismatch(std::string_view key, std::uint64_t stored,
-                                  std::string_view wanted) const {
-  throw_error(errc::type_mismatch, kv_describe(name()),
-              "key " + kv_quoted(key) + " holds '" + type_name_of(stored) + "', read as '" +
-                  readable_type_name(wanted) + "'");
+                                  std::uint64_t fingerprint_of_wanted, std::string_view wanted) const {
+  const std::string held = type_name_of(stored), read_as = readable_type_name(wanted);
+  std::string detail = "key " + kv_quoted(key) + " holds '" + held + "', read as '" + read_as + "'";
+  if (held == read_as) detail += fingerprints_note(stored, fingerprint_of_wanted);
+  throw_error(errc::type_mismatch, kv_describe(name()), detail);
 }
 
 std::string KvStore::type_name_of(std::uint64_t fingerprint) const {

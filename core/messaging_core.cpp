@@ -54,11 +54,7 @@ void MessagingCore::throw_damaged(std::string_view detail) const {
 }
 
 void MessagingCore::rethrow_decode_failed(const Error& e) const {
-  std::string_view detail = e.what();
-  // std::system_error appended ": decode_failed"; our own message adds it again.
-  constexpr std::string_view suffix = ": decode_failed";
-  if (detail.ends_with(suffix)) detail.remove_suffix(suffix.size());
-  throw_error(errc::decode_failed, label_, detail);
+  throw_error(errc::decode_failed, label_, e.detail());  // ours adds ": decode_failed" again
 }
 
 }  // namespace sleet::detail

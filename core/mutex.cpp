@@ -51,7 +51,7 @@ Mutex Mutex::open_or_create(std::string_view name, const MutexOptions& options) 
   return create_or_open([&] { return create(name, options); }, [&] { return open(name); });
 }
 
-bool Mutex::remove(std::string_view name) { return Segment::remove(name); }
+bool Mutex::remove(std::string_view name) { return remove_segment(name, SegmentKind::mutex); }
 
 bool Mutex::try_lock() {
   const LockState state = object_->lock.try_lock(me());

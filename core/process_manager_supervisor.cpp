@@ -54,13 +54,7 @@ void ProcessManager::Impl::call(std::function<void()> f) {
       f();
     } catch (const Error& e) {
       code = e.value();
-      what = e.what();
-      // what() ends with ": <code>", which the caller's Error adds again.
-      const std::string suffix = std::string(": ") + std::string(to_string(e.value()));
-      if (what.size() >= suffix.size() &&
-          what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-      }
+      what = e.detail();  // the caller's Error adds ": <code>" again
     } catch (const std::exception& e) {
       code = errc::system_error;
       what = e.what();

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,16 +32,8 @@ using detail::SegmentKind;
 
 std::string describe(std::string_view name) {
   std::string s = "sleet segment '";
-  s.append(name).append("'");
+  s.append(detail::printable_name(name)).append("'");
   return s;
-}
-
-// An Error's message without the ": <code>" that std::system_error appends.
-std::string message_of(const Error& e) {
-  std::string_view m = e.what();
-  const std::string suffix = ": " + std::string(to_string(e.value()));
-  if (m.ends_with(suffix)) m.remove_suffix(suffix.size());
-  return std::string(m);
 }
 
 // ---- per-kind readers ----
@@ -228,39 +221,59 @@ bool known_kind(std::uint32_t kind) {
          kind <= static_cast<std::uint32_t>(SegmentKind::service);
 }
 
-void read_liveness(const SegmentHeader& h, ObjectInfo& info) {
-  // relaxed (pids): diagnostics; the user table is best effort by design.
-  info.creator_pid = h.creator_pid.load(std::memory_order_relaxed);
-  info.creator_alive = detail::pid_alive(info.creator_pid);
-  for (const auto& slot : h.users) {
-    const int pid = slot.load(std::memory_order_relaxed);
-    // A process with several handles has several slots: list it once.
-    if (pid <= 0 || std::find(info.users.begin(), info.users.end(), pid) != info.users.end()) {
-      continue;
+// The users table and the creator, for display. `in_use` is the verdict
+// (the flock, see detail/segment.hpp), never the table.
+void read_liveness(const SegmentHeader& h, bool in_use, ObjectInfo& info) {
+  const std::uint64_t mine = detail::current_pid_namespace();
+  info.foreign_pids = h.pid_namespace != 0 && mine != 0 && h.pid_namespace != mine;
+  // relaxed (all): diagnostics; the table is for display by design.
+  const std::uint64_t creator = h.creator.load(std::memory_order_relaxed);
+  info.creator_pid = detail::identity_pid(creator);
+  info.unrecorded_users = h.unrecorded_users.load(std::memory_order_relaxed);
+  if (info.foreign_pids) {
+    // Another namespace's pids: shown as recorded, never judged dead.
+    info.creator_alive = false;
+    for (const auto& slot : h.users) {
+      const int pid = detail::identity_pid(slot.load(std::memory_order_relaxed));
+      if (pid > 0 && std::find(info.users.begin(), info.users.end(), pid) == info.users.end()) {
+        info.users.push_back(pid);
+      }
     }
-    if (detail::pid_alive(pid)) info.users.push_back(pid);
+  } else {
+    info.creator_alive = detail::identity_alive(creator);
+    for (const auto& slot : h.users) {
+      const std::uint64_t id = slot.load(std::memory_order_relaxed);
+      const int pid = detail::identity_pid(id);
+      // A process with several handles has several entries: list it once.
+      if (pid <= 0 || std::find(info.users.begin(), info.users.end(), pid) != info.users.end()) {
+        continue;
+      }
+      if (detail::identity_alive(id)) info.users.push_back(pid);
+    }
   }
   std::sort(info.users.begin(), info.users.end());
-  info.stale = !info.creator_alive && info.users.empty();
+  info.stale = !in_use;
 }
 
-// Everything after the magic: `p` maps `size` bytes (at least a header).
-void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
-  const auto& h = *reinterpret_cast<const SegmentHeader*>(p);
+// Everything after the magic, from the header's pread() copy `copy`; the
+// object is mapped (read-only, exactly `size` bytes) only once the header
+// checked out against the file's size.
+void read_segment(int fd, const detail::HeaderCopy& copy, std::uint64_t size, blkcnt_t blocks,
+                  bool in_use, ObjectInfo& info) {
+  const SegmentHeader& h = copy.header();
   info.kind = "unknown";
-  // acquire: pairs with the creator's release of kReady (segment.hpp); only
-  // then are the other header fields and the object published.
-  if (h.state.load(std::memory_order_acquire) != detail::kReady) {
-    read_liveness(h, info);  // creator_pid and users are written before ready
-    info.problem = info.creator_alive
-                       ? "initialising (creator pid " + std::to_string(info.creator_pid) + ")"
-                       : "creator pid " + std::to_string(info.creator_pid) +
-                             " died before it was ready";
+  // relaxed: a private copy; the mapping's acquire below is what publishes.
+  if (h.state.load(std::memory_order_relaxed) != detail::kReady) {
+    read_liveness(h, in_use, info);  // creator and users are written before ready
+    info.problem = !in_use ? "creator pid " + std::to_string(info.creator_pid) +
+                                 " died before it was ready"
+                           : "initialising (creator pid " + std::to_string(info.creator_pid) + ")";
     return;
   }
   info.layout_version = h.layout_version;
   if (h.layout_version != detail::kLayoutVersion) {
-    // Another layout: nothing past the version can be trusted.
+    // Another layout: nothing past the version can be trusted, not even
+    // whether its processes hold the lock we judge liveness by.
     info.problem = "layout version " + std::to_string(h.layout_version) +
                    ", this build reads " + std::to_string(detail::kLayoutVersion);
     return;
@@ -271,7 +284,7 @@ void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
   info.created = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::nanoseconds(h.created_ns)));
-  read_liveness(h, info);
+  read_liveness(h, in_use, info);
   if (!known_kind(h.kind)) {
     info.problem = "unknown kind " + std::to_string(h.kind);
     return;
@@ -281,15 +294,35 @@ void read_segment(const std::byte* p, std::uint64_t size, ObjectInfo& info) {
                    " bytes, object has " + std::to_string(size);
     return;
   }
+  info.problem = detail::holes_problem(static_cast<std::uint64_t>(blocks), size);
+  if (!info.problem.empty()) return;
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    info.problem = std::string("mmap: ") + std::strerror(errno);
+    return;
+  }
+  struct Unmap {
+    void* p;
+    std::size_t n;
+    ~Unmap() { ::munmap(p, n); }
+  } mapping{p, static_cast<std::size_t>(size)};
+  const auto* bytes = static_cast<const std::byte*>(p);
+  // acquire: pairs with the creator's release of kReady (segment.hpp); only
+  // then is the object published to us.
+  if (reinterpret_cast<const SegmentHeader*>(bytes)->state.load(std::memory_order_acquire) !=
+      detail::kReady) {
+    info.problem = "state word changed after it was ready";
+    return;
+  }
   for (const KindReader& r : kReaders) {
     if (static_cast<std::uint32_t>(r.kind) != h.kind) continue;
     try {
-      r.read(p + detail::kHeaderSize, size - detail::kHeaderSize, info);
+      r.read(bytes + detail::kHeaderSize, size - detail::kHeaderSize, info);
     } catch (const Error& e) {
       info.rings.clear();
       info.kv.reset();
       info.fields.clear();
-      info.problem = message_of(e);
+      info.problem = e.detail();
     }
   }
 }
@@ -302,46 +335,67 @@ struct Fd {
   }
 };
 
-ObjectInfo read_object(std::string_view name) {
+// Opens `name` read-only and checks that it is a sleet segment (a regular
+// file, a header long, the magic); returns the descriptor, the header copy
+// and the size.
+struct Opened {
+  Fd fd;
+  detail::HeaderCopy copy;
+  struct stat st {};
+};
+
+void open_checked(std::string_view name, Opened& o) {
   detail::validate_name(name);
   const std::string what = describe(name);
   const std::string path = detail::shm_path(name);
   // O_NOFOLLOW: a symlink under our prefix is not ours to follow.
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
-  if (fd.fd < 0) {
+  o.fd.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (o.fd.fd < 0) {
     if (errno == ENOENT) detail::throw_error(errc::not_found, what, "does not exist");
     if (errno == ELOOP) detail::throw_error(errc::not_sleet, what, "not a sleet segment (a symlink)");
     detail::throw_errno(errno, what, "open");
   }
-  struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) detail::throw_errno(errno, what, "fstat");
-  if (!S_ISREG(st.st_mode)) {
+  if (::fstat(o.fd.fd, &o.st) != 0) detail::throw_errno(errno, what, "fstat");
+  if (!S_ISREG(o.st.st_mode)) {
     detail::throw_error(errc::not_sleet, what, "not a sleet segment (not a regular file)");
   }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const auto size = static_cast<std::uint64_t>(o.st.st_size);
   if (size < detail::kHeaderSize) {
     detail::throw_error(errc::not_sleet, what,
                         "not a sleet segment (" + std::to_string(size) + " bytes, header needs " +
                             std::to_string(detail::kHeaderSize) + ")");
   }
-  void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_SHARED, fd.fd, 0);
-  if (p == MAP_FAILED) detail::throw_errno(errno, what, "mmap");
-  struct Unmap {
-    void* p;
-    std::size_t n;
-    ~Unmap() { ::munmap(p, n); }
-  } mapping{p, static_cast<std::size_t>(size)};
-  const auto* bytes = static_cast<const std::byte*>(p);
-  if (std::memcmp(bytes, detail::kMagic, sizeof detail::kMagic) != 0) {
+  // pread, not a mapping: a sparse file of garbage costs no page.
+  o.copy = detail::read_header(o.fd.fd, what);
+  if (!o.copy.has_magic()) {
     detail::throw_error(errc::not_sleet, what, "not a sleet segment (bad magic)");
   }
+}
+
+ObjectInfo read_object(std::string_view name) {
+  Opened o;
+  open_checked(name, o);
   ObjectInfo info;
   info.name = std::string(name);
-  info.total_size = size;
-  info.permissions = st.st_mode & 07777;
-  info.owner_uid = st.st_uid;
-  read_segment(bytes, size, info);
+  info.total_size = static_cast<std::uint64_t>(o.st.st_size);
+  info.permissions = o.st.st_mode & 07777;
+  info.owner_uid = o.st.st_uid;
+  // The verdict: does anyone hold it open? (Our probe's exclusive lock is
+  // let go at once; an opener meanwhile retries.)
+  const bool unused = detail::lock_if_unused(o.fd.fd);
+  if (unused) detail::unlock_segment(o.fd.fd);
+  read_segment(o.fd.fd, o.copy, info.total_size, o.st.st_blocks, !unused, info);
   return info;
+}
+
+// The live users of `info` for a message: "pids 1, 2 and 3 unrecorded".
+std::string users_of(const ObjectInfo& info) {
+  std::string s;
+  for (int pid : info.users) s += (s.empty() ? "pid " : ", ") + std::to_string(pid);
+  if (info.unrecorded_users != 0) {
+    s += (s.empty() ? "" : " and ") + std::to_string(info.unrecorded_users) + " unrecorded";
+  }
+  return s.empty() ? "processes not in its table" : s;
 }
 
 }  // namespace
@@ -367,12 +421,25 @@ std::vector<ObjectInfo> list_objects() {
   return out;
 }
 
-bool remove_object(std::string_view name) {
+bool remove_object(std::string_view name, RemoveWhen when) {
+  Opened o;
   try {
-    (void)read_object(name);  // refuses what is not a sleet segment
+    open_checked(name, o);  // refuses what is not a sleet segment
   } catch (const Error& e) {
     if (e.code() == errc::not_found) return false;
     throw;
+  }
+  if (when == RemoveWhen::unused) {
+    // Exclusive while we look and unlink: an opener's LOCK_SH waits for us
+    // and then finds the name gone (segment.cpp, require_still_named).
+    if (!detail::lock_if_unused(o.fd.fd)) {
+      ObjectInfo info;
+      read_liveness(o.copy.header(), true, info);
+      detail::throw_error(errc::busy, describe(name), "in use (" + users_of(info) + ")");
+    }
+    struct stat named {};
+    const std::string path = detail::shm_path(name);
+    if (::stat(path.c_str(), &named) != 0 || named.st_ino != o.st.st_ino) return false;  // replaced
   }
   return detail::Segment::remove(name);
 }
@@ -398,6 +465,7 @@ std::vector<ChannelInfo> list_channels() {
     c.creator_pid = o.creator_pid;
     c.creator_alive = o.creator_alive;
     c.users = std::move(o.users);
+    c.unrecorded_users = o.unrecorded_users;
     c.stale = o.stale;
     out.push_back(std::move(c));
   }

@@ -66,7 +66,7 @@ Semaphore Semaphore::open_or_create(std::string_view name, std::uint32_t initial
                         [&] { return open(name); });
 }
 
-bool Semaphore::remove(std::string_view name) { return Segment::remove(name); }
+bool Semaphore::remove(std::string_view name) { return remove_segment(name, SegmentKind::semaphore); }
 
 bool Semaphore::acquire_slow(Deadline deadline) {
   return wait_announced(object_->count, 0, object_->waiters, object_->sleeps,

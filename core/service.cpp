@@ -102,9 +102,9 @@ bool ServiceCore::remove(std::string_view name) {
       }
     }
     ::closedir(d);
-    for (const std::string& r : replies) Segment::remove(r);
+    for (const std::string& r : replies) remove_segment(r, SegmentKind::channel);
   }
-  return Segment::remove(name);
+  return remove_segment(name, SegmentKind::service);
 }
 
 std::string ServiceCore::reply_name(std::uint64_t client) const {

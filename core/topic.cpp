@@ -132,7 +132,7 @@ TopicCore TopicCore::open_or_create(std::string_view name, const TopicOptions& o
                         [&] { return open(name, type); });
 }
 
-bool TopicCore::remove(std::string_view name) { return Segment::remove(name); }
+bool TopicCore::remove(std::string_view name) { return remove_segment(name, SegmentKind::topic); }
 
 // ---- subscribers ----
 

@@ -44,6 +44,7 @@ enum class errc {
   not_owner,             // a mutex unlocked by a thread that does not hold it
   not_managed,           // this_process used in a process no ProcessManager started
   child_failed,          // a managed child could not be started
+  corrupted,             // a sleet segment whose bytes contradict its own limits
 };
 
 const std::error_category& error_category() noexcept;
@@ -57,6 +58,9 @@ class Error : public std::system_error {
  public:
   Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
   errc value() const noexcept { return static_cast<errc>(code().value()); }
+  // what() without the ": <code>" that std::system_error appends, i.e.
+  // "<object>: <detail>": for messages that show the code another way.
+  std::string detail() const;
 };
 
 // Short name of a code, e.g. "not_found" (for messages and tests).

@@ -70,6 +70,14 @@ struct KvOptions {
 class KvStore;
 
 // One entry of snapshot()/for_each(): the key and the encoded value.
+namespace detail {
+// A value of `key` that fails to decode: rethrows `e` (errc::decode_failed)
+// as "kv store '<store>': key '<key>': <what the codec said>"; any other
+// error unchanged.
+[[noreturn]] SLEET_COLD void throw_kv_decode_failed(std::string_view store, std::string_view key,
+                                                    const Error& e);
+}  // namespace detail
+
 struct KvEntry {
   std::string store;  // the store it came from (for messages)
   std::string key;
@@ -291,6 +299,7 @@ class KvStore {
   [[noreturn]] SLEET_COLD void throw_value_too_large(std::size_t size) const;
   [[noreturn]] SLEET_COLD void throw_damaged(const detail::KvKey& key, detail::KvDamage d) const;
   [[noreturn]] SLEET_COLD void throw_type_mismatch(std::string_view key, std::uint64_t stored,
+                                                   std::uint64_t fingerprint_of_wanted,
                                                    std::string_view wanted) const;
 
   template <class V>
@@ -320,10 +329,14 @@ class KvStore {
   V decode(std::string_view key, const detail::KvFound& r, const std::uint64_t* buf) const {
     static constexpr std::uint64_t kFingerprint = detail::fingerprint<V>(Codec<V>::name);
     if (r.fp != kFingerprint) {
-      throw_type_mismatch(key, r.fp, detail::type_name<V>());
+      throw_type_mismatch(key, r.fp, kFingerprint, detail::type_name<V>());
     }
     V out{};
-    Codec<V>::decode(reinterpret_cast<const std::byte*>(buf), r.len, out);
+    try {
+      Codec<V>::decode(reinterpret_cast<const std::byte*>(buf), r.len, out);
+    } catch (const Error& e) {
+      detail::throw_kv_decode_failed(name(), key, e);
+    }
     return out;
   }
 
@@ -339,7 +352,11 @@ V KvEntry::as() const {
                                          detail::readable_type_name(detail::type_name<V>()) + "'");
   }
   V out{};
-  Codec<V>::decode(bytes.data(), bytes.size(), out);
+  try {
+    Codec<V>::decode(bytes.data(), bytes.size(), out);
+  } catch (const Error& e) {
+    detail::throw_kv_decode_failed(store, key, e);
+  }
   return out;
 }
 

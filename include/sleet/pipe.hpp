@@ -59,7 +59,9 @@ class Pipe {
     return end == End::a ? Pipe(End::a, std::move(ab), std::move(ba))
                          : Pipe(End::b, std::move(ba), std::move(ab));
   }
-  static bool remove(std::string_view name) { return detail::ChannelCore::remove(name); }
+  static bool remove(std::string_view name) {
+    return detail::ChannelCore::remove(name, detail::SegmentKind::pipe);
+  }
 
   void send(const T& v) { tx_.send(v); }
   [[nodiscard]] bool try_send(const T& v) { return tx_.try_send(v); }

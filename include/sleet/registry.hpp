@@ -21,11 +21,17 @@
 // filled in; every size read from a segment is validated against the file
 // before anything is read through it.
 //
-// Liveness: `users` holds the live pids in the header's user table (best
-// effort: a table of 32 slots). An object is stale when its creator is dead
-// and no user is alive: nobody will ever use it again unless someone opens
-// it. remove_object() of a live object is allowed (like unlink(): processes
-// that have it mapped keep working; the name is gone).
+// Liveness: an object is in use while any process has it open: every
+// opener holds a shared flock on it for as long (see detail/segment.hpp),
+// so the verdict is the kernel's and cannot overflow. `stale` means nobody
+// holds it: nobody will use it again unless someone opens it. `users` (the
+// live pids of the header's table, for display) holds at most 28; openers
+// beyond are counted in `unrecorded_users`. Pids recorded in another pid
+// namespace are shown as recorded (`foreign_pids`), never judged dead. A
+// segment of another layout version is never called stale (its processes
+// may not take the lock). remove_object() removes a live object by default
+// (like unlink(): processes that have it mapped keep working; the name is
+// gone); RemoveWhen::unused refuses one in use.
 //
 // Adding a kind: give ObjectInfo a std::optional<KindInfo> member and add a
 // reader for the kind to the table in core/registry.cpp. Kinds without a
@@ -77,8 +83,10 @@ struct ObjectInfo {
   std::chrono::system_clock::time_point created{};
   int creator_pid = 0;
   bool creator_alive = false;
-  std::vector<int> users;  // live processes that have it mapped, each once, ascending
-  bool stale = false;      // neither the creator nor any user is alive
+  std::vector<int> users;  // live processes in its users table, each once, ascending
+  std::uint32_t unrecorded_users = 0;  // openers the table had no room for (may include dead ones)
+  bool foreign_pids = false;  // pids of another pid namespace: shown, not judged
+  bool stale = false;         // no process holds it open
   // Empty for a sound segment; otherwise what is wrong with it, e.g.
   // "initialising (creator pid 42)" or "layout version 1, this build reads 2".
   // Kind-specific details below are filled only when it is empty.
@@ -102,11 +110,16 @@ std::vector<ObjectInfo> list_objects();
 // prefix that is not a sleet segment), errc::permission_denied.
 ObjectInfo inspect_object(std::string_view name);
 
-// Removes any sleet segment by name; false if there was none. Refuses a
-// file under the prefix that is not a sleet segment (errc::not_sleet), so a
-// typo cannot delete another program's object. (The check and the unlink
-// are two steps: an object replaced in between is removed.)
-bool remove_object(std::string_view name);
+// Removes any sleet segment by name, of any kind; false if there was none.
+// Refuses a file under the prefix that is not a sleet segment
+// (errc::not_sleet), so a typo cannot delete another program's object.
+// RemoveWhen::unused removes it only if no process holds it open
+// (errc::busy naming the users otherwise); the check holds an exclusive
+// lock through the unlink, so no opener gets in between. (For `always`,
+// the check and the unlink are two steps: an object replaced in between is
+// removed.)
+enum class RemoveWhen { always, unused };
+bool remove_object(std::string_view name, RemoveWhen when = RemoveWhen::always);
 
 // Channels and pipes only, with both directions of a pipe added together.
 struct ChannelInfo {
@@ -121,8 +134,9 @@ struct ChannelInfo {
   std::uint64_t received = 0;
   int creator_pid = 0;
   bool creator_alive = false;
-  std::vector<int> users;  // live processes that have it mapped
-  bool stale = false;      // neither the creator nor any user is alive
+  std::vector<int> users;  // live processes in its users table
+  std::uint32_t unrecorded_users = 0;  // openers the table had no room for
+  bool stale = false;      // no process holds it open
 };
 
 // The sound channels and pipes of list_objects().

@@ -71,7 +71,9 @@ class SharedArray {
     return detail::create_or_open([&] { return create(name, length, fill, options); },
                                   [&] { return open(name); });
   }
-  static bool remove(std::string_view name) { return detail::Segment::remove(name); }
+  static bool remove(std::string_view name) {
+    return detail::remove_segment(name, detail::SegmentKind::array);
+  }
 
   std::size_t size() const noexcept { return static_cast<std::size_t>(stored_.config().length); }
 

@@ -77,7 +77,9 @@ class SharedValue {
     return detail::create_or_open([&] { return create(name, initial, options); },
                                   [&] { return open(name); });
   }
-  static bool remove(std::string_view name) { return detail::Segment::remove(name); }
+  static bool remove(std::string_view name) {
+    return detail::remove_segment(name, detail::SegmentKind::value);
+  }
 
   T load(std::memory_order order = std::memory_order_seq_cst) const {
     if constexpr (kLockFree) {

@@ -912,7 +912,7 @@ TEST_CASE("ipc: a channel outlives the process that created it", "[ipc][channel]
   auto c = Channel<Msg>::open(name);
   CHECK(c.stats().sent == N + kFromCreator);
   CHECK(c.stats().received == N + kFromCreator);
-  CHECK(c.base().segment().header()->creator_pid.load() == sh->creator_pid);
+  CHECK(sleet::detail::identity_pid(c.base().segment().header()->creator.load()) == sh->creator_pid);
   CHECK_FALSE(sleet::detail::pid_alive(sh->creator_pid));
 }
 

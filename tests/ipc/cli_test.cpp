@@ -4,14 +4,18 @@
 // round). Other tests' objects may exist at the same time, so output is
 // searched for this test's names, and `rm --stale/--all` are limited with
 // --prefix to this process's names.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -181,7 +185,7 @@ TEST_CASE("cli: ls --json shows every field of a channel and a kv store", "[cli]
                               ",\"permissions\":\"0600\",\"owner_uid\":" +
                               std::to_string(::getuid()) + ",\"created\":\""));
   CHECK(contains(ch_line, "\"creator_pid\":" + kPid + ",\"creator_alive\":true,\"users\":[" +
-                              kPid + "],\"stale\":false,\"problem\":null,"));
+                              kPid + "],\"unrecorded_users\":0,\"foreign_pids\":false,\"stale\":false,\"problem\":null,"));
   CHECK(contains(ch_line,
                  "\"rings\":[{\"direction\":null,\"topology\":\"spsc\",\"capacity\":8,"
                  "\"max_message_size\":40,\"closed\":false,\"queued\":1,\"sent\":1,\"received\":0,"
@@ -541,6 +545,107 @@ TEST_CASE("cli: bench runs each benchmark across processes and prints a table", 
   for (const auto& o : sleet::list_objects()) {
     CHECK_FALSE(o.name.starts_with("bench." + std::to_string(r.pid) + "."));
   }
+}
+
+TEST_CASE("cli: rm NAME refuses an object in use unless --force", "[cli][rm]") {
+  const auto name = st::unique_name("cli.rm.live");
+  const auto other = st::unique_name("cli.rm.idle");
+  st::Cleanup c1(name), c2(other);
+  std::optional<Channel<int>> ch(Channel<int>::create(name));
+  (void)Channel<int>::create(other);  // nobody holds it
+
+  Run r = sleet_cli({"rm", name, other});
+  CHECK(r.status == 1);
+  CHECK(r.out == "removed " + other + "\n");
+  CHECK(r.err == "sleet: sleet segment '" + name + "': in use (pid " + kPid +
+                     "); not removed (--force removes it anyway)\n");
+  CHECK(st::shm_exists(name));
+  CHECK_FALSE(st::shm_exists(other));
+
+  // --stale leaves it alone too, without a word.
+  r = sleet_cli({"rm", "--stale", "--prefix", name});
+  CHECK(r.status == 0);
+  CHECK(r.out.empty());
+  CHECK(st::shm_exists(name));
+
+  r = sleet_cli({"rm", "--force", name});
+  CHECK(r.status == 0);
+  CHECK(r.out == "removed " + name + "\n");
+  CHECK(r.err.empty());
+  CHECK_FALSE(st::shm_exists(name));
+  ch->send(1);  // the mapping still works; the name is gone
+  CHECK(ch->try_receive() == 1);
+
+  r = sleet_cli({"rm", "--force", "--stale"});
+  CHECK(r.status == 2);
+  CHECK(r.err == "sleet: rm: --force goes with names\n");
+}
+
+TEST_CASE("cli: a sparse garbage file of 4 GiB costs no page to ls, stat, recv or kv get",
+          "[cli][bounded]") {
+  const auto name = st::unique_name("cli.sparse");
+  st::Cleanup cleanup(name);
+  const std::string path = sleet::detail::shm_path(name);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::ftruncate(fd, off_t{4} << 30) == 0);
+  const std::string text = "garbage under the sleet prefix";
+  REQUIRE(::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  auto blocks = [&] {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_blocks;
+  };
+  const auto before = blocks();
+  const std::vector<std::vector<std::string>> commands = {
+      {"ls"}, {"stat", name}, {"recv", name}, {"kv", "get", name, "k"}, {"kv", "dump", name}};
+  for (const auto& args : commands) {
+    CAPTURE(args[0]);
+    const Run r = sleet_cli(args);
+    if (args[0] == "ls") {
+      CHECK(r.status == 0);
+      CHECK_FALSE(contains(r.out, name));  // not a sleet segment: not listed
+    } else {
+      CHECK(r.status == 1);
+      CHECK(r.err == "sleet: sleet segment '" + name + "': not a sleet segment (bad magic)\n");
+    }
+    CHECK(blocks() == before);
+  }
+}
+
+TEST_CASE("cli: kv dump prints nothing of a value it cannot decode", "[cli][kv]") {
+  const auto store = st::unique_name("cli.kv.bad");
+  st::Cleanup cleanup(store);
+  auto kv = sleet::KvStore::create(store, {.capacity = 8});
+  kv.set("a", std::string("fine"));
+  kv.set("b", std::string("MARKER-of-a-value-to-damage"));
+  kv.set("c", std::string("also fine"));
+  {
+    // Its length prefix (8 bytes before the text) no longer matches the record.
+    auto seg = sleet::detail::Segment::open(store, sleet::detail::SegmentKind::kv,
+                                            sleet::detail::fnv1a("sleet::KvStore"), "kv");
+    const std::string_view marker = "MARKER-of-a-value-to-damage";
+    auto* at = static_cast<std::byte*>(::memmem(seg.object(), seg.object_size(), marker.data(), marker.size()));
+    REQUIRE(at != nullptr);
+    const std::uint64_t bad = 999;
+    std::memcpy(at - 8, &bad, sizeof bad);
+  }
+  Run r = sleet_cli({"kv", "dump", store});
+  CHECK(r.status == 1);
+  CHECK(r.out == "a\tfine\nc\talso fine\n");
+  CHECK(contains(r.err, "sleet: kv store '" + store + "': key 'b': "));
+  CHECK(contains(r.err, "length 999 does not match the record\n"));
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  r = sleet_cli({"kv", "dump", store, "--json"});
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "{\"key\":\"b\",\"type\":\"" + kString + "\",\"value\":null,"));
+  CHECK_FALSE(contains(r.out, "MARKER"));
+  CHECK(contains(r.err, "key 'b'"));
+  r = sleet_cli({"kv", "get", store, "b"});
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  CHECK(contains(r.err, "sleet: kv store '" + store + "': key 'b': "));
 }
 
 TEST_CASE("cli: every bad input gets one exact error line and its exit code", "[cli]") {

@@ -286,7 +286,7 @@ TEST_CASE("ProcessManager: a SIGKILLed manager leaves stale, removable channels"
   REQUIRE(mine.size() == 3);  // the target's two and the manager's control channel
   for (const auto& c : mine) {
     CHECK(c.stale);
-    CHECK(Channel<Message>::remove(c.name));
+    CHECK(sleet::remove_object(c.name));  // a pipe and channels: any kind
   }
   CHECK(segments_with(prefix).empty());
 }

@@ -474,7 +474,7 @@ TEST_CASE("Sync primitives: bad input gets a clear error", "[ipc][sync][bad_inpu
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     REQUIRE(::truncate(path.c_str(), st.st_size - 64) == 0);
-    CHECK_SLEET_ERROR(Mutex::open(name), errc::not_sleet, "truncated or damaged");
+    CHECK_SLEET_ERROR(Mutex::open(name), errc::corrupted, "truncated or damaged");
     REQUIRE(::truncate(path.c_str(), 100) == 0);
     CHECK_SLEET_ERROR(Mutex::open(name), errc::not_sleet, "not a sleet segment (100 bytes");
   }

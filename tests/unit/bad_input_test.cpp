@@ -239,7 +239,7 @@ TEST_CASE("bad input: fewer bytes than a header is errc::not_sleet", "[bad_input
   }
 }
 
-TEST_CASE("bad input: a header whose total_size disagrees with the file is errc::not_sleet",
+TEST_CASE("bad input: a header whose total_size disagrees with the file is errc::corrupted",
           "[bad_input][junk]") {
   const Topology topo = GENERATE(Topology::spsc, Topology::mpmc);
   const std::string name = unique_name("size");
@@ -251,7 +251,7 @@ TEST_CASE("bad input: a header whose total_size disagrees with the file is errc:
   SECTION("file grown") { resize(name, size + 4096); }
   SECTION("total_size field changed") { poke<std::uint64_t>(name, 16, static_cast<std::uint64_t>(size) * 2); }
   SECTION("object_offset field changed") { poke<std::uint64_t>(name, 48, 1024); }
-  CHECK_SLEET_ERROR(Channel<int>::open(name), errc::not_sleet, name);
+  CHECK_SLEET_ERROR(Channel<int>::open(name), errc::corrupted, name);
   CHECK_THAT(WHAT_OF(Channel<int>::open(name)), Catch::Matchers::Contains("header says"));
 }
 
@@ -320,7 +320,7 @@ TEST_CASE("bad input: an mpmc slot count that overflows the size check is errc::
 }
 
 TEST_CASE("bad input: another layout version is errc::version_mismatch", "[bad_input]") {
-  const std::uint32_t version = GENERATE(0u, 1u, 2u, 3u, 4u, 5u, 7u, 0xFFFFFFFFu);  // not kLayoutVersion (6)
+  const std::uint32_t version = GENERATE(0u, 1u, 2u, 3u, 4u, 5u, 6u, 8u, 0xFFFFFFFFu);  // not kLayoutVersion (7)
   CAPTURE(version);
   const std::string name = unique_name("version");
   Cleanup cleanup(name);

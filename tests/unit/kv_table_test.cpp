@@ -48,7 +48,7 @@ std::uint64_t blocks_for(std::size_t encoded) {
 TEST_CASE("KvStore table: layout v2 is pinned", "[kv][layout]") {
   // If this fails, the store's shared layout changed: bump kLayoutVersion
   // (detail/segment.hpp) and update these numbers in the same change.
-  STATIC_REQUIRE(d::kLayoutVersion == 6);  // 6: owner identities (64-bit stripe/overflow owners, packed slot owners)
+  STATIC_REQUIRE(d::kLayoutVersion == 7);  // 6: owner identities (64-bit stripe/overflow owners, packed slot owners); 7 changed the segment header only
   STATIC_REQUIRE(sizeof(d::KvConfig) == 128);
   STATIC_REQUIRE(offsetof(d::KvConfig, slots) == 0);
   STATIC_REQUIRE(offsetof(d::KvConfig, stride) == 48);

@@ -453,7 +453,7 @@ TEST_CASE("registry: damaged, unfinished and foreign-version segments are listed
     auto u = Segment::create(unfinished, {sleet::detail::SegmentKind::channel, 64, 0, "x", 0600},
                              nullptr);
     u.header()->state.store(0, std::memory_order_relaxed);
-    u.header()->creator_pid.store(gone, std::memory_order_relaxed);
+    u.header()->creator.store(std::uint64_t(gone) << 32, std::memory_order_relaxed);
     // Another layout version.
     auto n = Segment::create(newer, {sleet::detail::SegmentKind::kv, 64, 0, "x", 0600}, nullptr);
     n.header()->layout_version = sleet::detail::kLayoutVersion + 1;

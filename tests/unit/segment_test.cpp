@@ -41,7 +41,9 @@ Segment open_value(const std::string& name) {
 
 int count_users(const Segment& seg, int pid) {
   int n = 0;
-  for (auto& u : seg.header()->users) n += u.load(std::memory_order_relaxed) == pid;
+  for (auto& u : seg.header()->users) {
+    n += sleet::detail::identity_pid(u.load(std::memory_order_relaxed)) == pid;
+  }
   return n;
 }
 
@@ -69,7 +71,8 @@ TEST_CASE("validate_name rejects bad names with errc::invalid_name", "[segment][
   }
   SECTION("a space") { CHECK_SLEET_ERROR(validate_name("two words"), errc::invalid_name, "'two words'"); }
   SECTION("non-ASCII") {
-    CHECK_SLEET_ERROR(validate_name("caf\xc3\xa9"), errc::invalid_name, "'caf\xc3\xa9'");
+    // Shown escaped: bytes outside printable ASCII never reach a terminal raw.
+    CHECK_SLEET_ERROR(validate_name("caf\xc3\xa9"), errc::invalid_name, "'caf\\xc3\\xa9'");
   }
   SECTION("other punctuation and control characters") {
     for (const char* bad : {"a*b", "a:b", "a\\b", "tab\tname", "nul", "q?", "x+y", "..%"}) {
@@ -127,7 +130,10 @@ TEST_CASE("Segment create/open/remove round trip", "[segment]") {
   CHECK(h->kind == static_cast<std::uint32_t>(SegmentKind::value));
   CHECK(h->total_size == seg.size());
   CHECK(h->fingerprint == 0x1234'5678'9abc'def0ull);
-  CHECK(h->creator_pid.load() == ::getpid());
+  CHECK(h->creator.load() == sleet::detail::current_identity());
+  CHECK(sleet::detail::identity_pid(h->creator.load()) == ::getpid());
+  CHECK(h->pid_namespace == sleet::detail::current_pid_namespace());
+  CHECK(h->pid_namespace != 0);
   CHECK(h->state.load() == sleet::detail::kReady);
   CHECK(h->object_offset == sleet::detail::kHeaderSize);
   CHECK(h->permissions == 0600u);
@@ -193,26 +199,32 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
   using namespace sleet::detail;
   CHECK(std::string(kMagic, sizeof kMagic) == "SLEETSHM");
   STATIC_REQUIRE(sizeof kMagic == 8);
-  STATIC_REQUIRE(kLayoutVersion == 6);
+  STATIC_REQUIRE(kLayoutVersion == 7);
   STATIC_REQUIRE(kReady == 0x52454459u);
   STATIC_REQUIRE(kHeaderSize == 512);
-  STATIC_REQUIRE(kMaxUsers == 32);
+  STATIC_REQUIRE(kMaxUsers == 28);
   STATIC_REQUIRE(sizeof(SegmentHeader) == 512);
+  STATIC_REQUIRE(alignof(SegmentHeader) == 8);
   STATIC_REQUIRE(offsetof(SegmentHeader, magic) == 0);
   STATIC_REQUIRE(offsetof(SegmentHeader, layout_version) == 8);
   STATIC_REQUIRE(offsetof(SegmentHeader, kind) == 12);
   STATIC_REQUIRE(offsetof(SegmentHeader, total_size) == 16);
   STATIC_REQUIRE(offsetof(SegmentHeader, fingerprint) == 24);
-  STATIC_REQUIRE(offsetof(SegmentHeader, creator_pid) == 32);
+  STATIC_REQUIRE(offsetof(SegmentHeader, permissions) == 32);
   STATIC_REQUIRE(offsetof(SegmentHeader, state) == 36);
   STATIC_REQUIRE(offsetof(SegmentHeader, created_ns) == 40);
   STATIC_REQUIRE(offsetof(SegmentHeader, object_offset) == 48);
-  STATIC_REQUIRE(offsetof(SegmentHeader, permissions) == 56);
-  STATIC_REQUIRE(offsetof(SegmentHeader, reserved0) == 60);
+  STATIC_REQUIRE(offsetof(SegmentHeader, creator) == 56);
+  STATIC_REQUIRE(sizeof(SegmentHeader::creator) == 8);
   STATIC_REQUIRE(offsetof(SegmentHeader, type_name) == 64);
   STATIC_REQUIRE(sizeof(SegmentHeader::type_name) == 192);
-  STATIC_REQUIRE(offsetof(SegmentHeader, users) == 256);
-  STATIC_REQUIRE(offsetof(SegmentHeader, reserved1) == 384);
+  STATIC_REQUIRE(offsetof(SegmentHeader, pid_namespace) == 256);
+  STATIC_REQUIRE(offsetof(SegmentHeader, unrecorded_users) == 264);
+  STATIC_REQUIRE(offsetof(SegmentHeader, reserved0) == 268);
+  STATIC_REQUIRE(offsetof(SegmentHeader, users) == 272);
+  STATIC_REQUIRE(sizeof(SegmentHeader::users) == 28 * 8);
+  STATIC_REQUIRE(offsetof(SegmentHeader, reserved1) == 496);
+  STATIC_REQUIRE(std::atomic<std::uint64_t>::is_always_lock_free);
   STATIC_REQUIRE(static_cast<std::uint32_t>(SegmentKind::channel) == 1);
   STATIC_REQUIRE(static_cast<std::uint32_t>(SegmentKind::pipe) == 2);
   STATIC_REQUIRE(static_cast<std::uint32_t>(SegmentKind::kv) == 3);
@@ -293,16 +305,20 @@ TEST_CASE("segment header layout and magic are pinned", "[segment][layout]") {
            std::uint32_t{raw[at + 2]} << 16 | std::uint32_t{raw[at + 3]} << 24;
   };
   auto le64 = [&](std::size_t at) { return le32(at) | std::uint64_t{le32(at + 4)} << 32; };
-  CHECK(le32(8) == 6);                                          // layout version
+  CHECK(le32(8) == 7);                                          // layout version
   CHECK(le32(12) == 7);                                         // kind: value
   CHECK(le64(16) == kHeaderSize + 64);                          // total size
   CHECK(le64(24) == 0x1234'5678'9abc'def0ull);                  // fingerprint
-  CHECK(static_cast<pid_t>(le32(32)) == ::getpid());            // creator
+  CHECK(le32(32) == 0600u);                                     // permissions
   CHECK(le32(36) == 0x52454459u);                               // state: ready
   CHECK(le64(48) == kHeaderSize);                               // object offset
-  CHECK(le32(56) == 0600u);                                     // permissions
+  CHECK(le64(56) == current_identity());                        // creator
+  CHECK(static_cast<pid_t>(le32(60)) == ::getpid());            // its pid, the high half
   CHECK(std::string(reinterpret_cast<const char*>(raw + 64)) == "test_type");
-  CHECK(static_cast<pid_t>(le32(256)) == ::getpid());           // users[0]
+  CHECK(le64(256) == current_pid_namespace());                  // pid namespace
+  CHECK(le32(264) == 0);                                        // unrecorded users
+  CHECK(le64(272) == current_identity());                       // users[0]
+  CHECK(le64(280) == 0);                                        // users[1]
 }
 
 TEST_CASE("segment file is /dev/shm/sleet.<name> with mode 0600 by default", "[segment][perm]") {
@@ -358,12 +374,14 @@ TEST_CASE("users table holds our pid while mapped", "[segment][users]") {
   }
   CHECK(count_users(seg, me) == 1);
   {
-    // More mappings than slots: the table saturates, nothing breaks.
+    // More mappings than slots: the rest are counted, nothing breaks.
     std::vector<Segment> many;
     for (std::size_t i = 0; i < sleet::detail::kMaxUsers + 8; ++i) many.push_back(open_value(name));
     CHECK(count_users(seg, me) == static_cast<int>(sleet::detail::kMaxUsers));
+    CHECK(seg.header()->unrecorded_users.load() == 9);  // 1 + kMaxUsers + 8 handles
   }
   CHECK(count_users(seg, me) == 1);
+  CHECK(seg.header()->unrecorded_users.load() == 0);
 }
 
 TEST_CASE("users slot of a dead process is reused", "[segment][users]") {

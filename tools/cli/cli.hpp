@@ -50,6 +50,7 @@ struct RmOptions {
   bool all = false;
   bool yes = false;
   std::string prefix;  // --stale/--all: only names that start with it
+  bool force = false;  // NAME...: remove it even while processes use it
 };
 struct KvOptions {
   std::string action;  // get, set, del, dump
@@ -100,9 +101,6 @@ int run_recv(const RecvOptions& o);
 int run_bench(const BenchOptions& o);
 int run_bridge(const BridgeCliOptions& o);
 
-// The message of a sleet::Error without the ": <code>" std::system_error
-// appends: "<object>: <what>".
-std::string message_of(const Error& e);
 // kUsage for an error in the command line itself (an invalid name), else kError.
 int exit_code_of(const Error& e);
 

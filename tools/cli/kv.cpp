@@ -2,6 +2,8 @@
 // values only (other types are named, not decoded).
 #include <algorithm>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include <sleet/sleet.hpp>
 
@@ -20,6 +22,7 @@ int dump(const KvStore& kv, bool json) {
   std::vector<KvEntry> entries = kv.snapshot();
   std::sort(entries.begin(), entries.end(),
             [](const KvEntry& a, const KvEntry& b) { return a.key < b.key; });
+  int rc = kOk;
   if (json) {
     Json j;
     j.begin_array();
@@ -28,23 +31,39 @@ int dump(const KvStore& kv, bool json) {
       j.key("key").value(e.key);
       j.key("type").value(e.type_name);
       j.key("value");
-      e.is<std::string>() ? j.value(e.as<std::string>()) : j.null();
+      std::optional<std::string> text;
+      if (e.is<std::string>()) {
+        try {
+          text = e.as<std::string>();
+        } catch (const Error& err) {
+          std::cerr << "sleet: " << err.detail() << '\n';  // the value shows as null
+          rc = kError;
+        }
+      }
+      text ? j.value(*text) : j.null();
       j.key("bytes").value(std::uint64_t{e.bytes.size()});
       j.end_object();
     }
     j.end_array();
     std::cout << j.str() << '\n';
-    return kOk;
+    return rc;
   }
+  // Every line is made whole before it is printed: a value that fails to
+  // decode prints nothing of itself (its error goes to stderr, and the
+  // dump goes on with the next key).
   for (const KvEntry& e : entries) {
-    std::cout << e.key << '\t';
-    if (e.is<std::string>()) {
-      std::cout << e.as<std::string>() << '\n';
-    } else {
-      std::cout << '(' << e.type_name << ", " << e.bytes.size() << " bytes)\n";
+    std::string line = e.key + '\t';
+    try {
+      line += e.is<std::string>() ? e.as<std::string>()
+                                  : "(" + e.type_name + ", " + std::to_string(e.bytes.size()) + " bytes)";
+    } catch (const Error& err) {
+      std::cerr << "sleet: " << err.detail() << '\n';
+      rc = kError;
+      continue;
     }
+    std::cout << line << '\n';
   }
-  return kOk;
+  return rc;
 }
 
 }  // namespace

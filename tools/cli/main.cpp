@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   rm->add_flag("--all", rm_o.all, "Remove every sleet object (needs --yes)");
   rm->add_flag("-y,--yes", rm_o.yes, "Confirm --all");
   rm->add_option("--prefix", rm_o.prefix, "With --stale or --all: only names starting with PREFIX");
+  rm->add_flag("-f,--force", rm_o.force, "With NAME: remove it even while processes use it");
 
   KvOptions kv_o;
   auto* kv = app.add_subcommand("kv", "Read and write a key-value store (std::string values)");
@@ -176,7 +177,7 @@ int main(int argc, char** argv) {
 #endif
     return run_bench(bench_o);
   } catch (const sleet::Error& e) {
-    std::cerr << "sleet: " << message_of(e) << '\n';
+    std::cerr << "sleet: " << e.detail() << '\n';
     return exit_code_of(e);
   } catch (const Failure& e) {
     std::cerr << "sleet: " << e.what() << '\n';

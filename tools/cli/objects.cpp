@@ -24,6 +24,17 @@ std::string pid_list(const std::vector<int>& pids, const char* separator) {
   return s;
 }
 
+// The users column / line: recorded pids, "+N" for openers the table had no
+// room for, "(foreign)" when the pids are another namespace's.
+std::string users_of(const ObjectInfo& o, const char* separator) {
+  std::string s = pid_list(o.users, separator);
+  if (o.unrecorded_users != 0) {
+    s += (s.empty() ? "+" : std::string(separator) + "+") + std::to_string(o.unrecorded_users);
+  }
+  if (o.foreign_pids && !s.empty()) s += " (foreign)";
+  return s;
+}
+
 // "2024-05-01T12:00:00Z", or "" if unknown.
 std::string iso_time(std::chrono::system_clock::time_point t) {
   if (t.time_since_epoch().count() == 0) return "";
@@ -75,6 +86,8 @@ void write_json(Json& j, const ObjectInfo& o) {
   j.key("users").begin_array();
   for (int pid : o.users) j.value(pid);
   j.end_array();
+  j.key("unrecorded_users").value(std::uint64_t{o.unrecorded_users});
+  j.key("foreign_pids").value(o.foreign_pids);
   j.key("stale").value(o.stale);
   j.key("problem");
   o.problem.empty() ? j.null() : j.value(o.problem);
@@ -139,8 +152,16 @@ void print_stat(const ObjectInfo& o) {
   line("size", std::to_string(o.total_size) + " bytes");
   line("permissions", octal(o.permissions) + " (uid " + std::to_string(o.owner_uid) + ")");
   if (const std::string c = iso_time(o.created); !c.empty()) line("created", c);
-  line("creator", "pid " + std::to_string(o.creator_pid) + (o.creator_alive ? " (alive)" : " (dead)"));
-  line("users", o.users.empty() ? "none alive" : pid_list(o.users, ", "));
+  line("creator", "pid " + std::to_string(o.creator_pid) +
+                      (o.foreign_pids ? " (another pid namespace)"
+                                      : o.creator_alive ? " (alive)" : " (dead)"));
+  std::string users = pid_list(o.users, ", ");
+  if (o.unrecorded_users != 0) {
+    users += (users.empty() ? "" : " and ") + std::to_string(o.unrecorded_users) +
+             " unrecorded (openers its table had no room for, or of another pid namespace)";
+  }
+  if (o.foreign_pids && !users.empty()) users += " (pids of another pid namespace)";
+  line("users", users.empty() ? "none alive" : users);
   if (o.layout_version != 0) line("layout", "version " + std::to_string(o.layout_version));
   for (const RingInfo& r : o.rings) {
     const std::string p = r.direction.empty() ? "" : r.direction + " ";
@@ -185,7 +206,7 @@ void print_stat(const ObjectInfo& o) {
 
 std::string describe(std::string_view name) {
   std::string s = "sleet segment '";
-  s.append(name).append("'");
+  s.append(detail::printable_name(name)).append("'");
   return s;
 }
 
@@ -216,10 +237,11 @@ int run_ls(const LsOptions& o) {
       capacity = std::to_string(info.kv->capacity);
       fill = std::to_string(info.kv->entries);
     }
-    const std::string creator =
-        std::to_string(info.creator_pid) + (info.creator_alive ? "" : " (dead)");
+    const std::string creator = std::to_string(info.creator_pid) +
+                                (info.foreign_pids ? " (foreign)" : info.creator_alive ? "" : " (dead)");
+    const std::string users = users_of(info, ",");
     t.add({info.name, info.kind, topology, type_of(info).empty() ? "-" : type_of(info), capacity,
-           fill, creator, info.users.empty() ? "-" : pid_list(info.users, ","), state_of(info)});
+           fill, creator, users.empty() ? "-" : users, state_of(info)});
   }
   std::cout << t.str();
   return kOk;
@@ -243,6 +265,7 @@ int run_rm(const RmOptions& o) {
   if (o.all && !o.yes) {
     throw Failure(kUsage, "rm --all removes every sleet object; add --yes to confirm");
   }
+  if (o.force && o.names.empty()) throw Failure(kUsage, "rm: --force goes with names");
   if (!o.prefix.empty() && !o.names.empty()) {
     throw Failure(kUsage, "rm: --prefix goes with --stale or --all, not with names");
   }
@@ -252,18 +275,23 @@ int run_rm(const RmOptions& o) {
       if ((o.all || info.stale) && info.name.starts_with(o.prefix)) names.push_back(info.name);
     }
   }
+  // --stale and NAME without --force only remove what nobody holds open,
+  // checked and unlinked under an exclusive lock.
+  const RemoveWhen when = o.all || o.force ? RemoveWhen::always : RemoveWhen::unused;
   int rc = kOk;
   for (const std::string& name : names) {
     try {
-      if (remove_object(name)) {
+      if (remove_object(name, when)) {
         std::cout << "removed " << name << '\n';
       } else if (!o.names.empty()) {  // a listed object that went away meanwhile is not an error
         std::cerr << "sleet: " << describe(name) << ": does not exist\n";
         rc = std::max(rc, kError);
       }
     } catch (const Error& e) {
+      if (o.stale && e.code() == errc::busy) continue;  // opened since it was listed: not stale
       // Report it and go on with the other names.
-      std::cerr << "sleet: " << message_of(e) << '\n';
+      std::cerr << "sleet: " << e.detail()
+                << (e.code() == errc::busy ? "; not removed (--force removes it anyway)" : "") << '\n';
       rc = std::max(rc, exit_code_of(e));
     }
   }

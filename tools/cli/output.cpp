@@ -189,13 +189,6 @@ std::string si(double v) {
   return fixed(v, std::fabs(v) < 10 ? 2 : std::fabs(v) < 100 ? 1 : 0) + kSuffix[i];
 }
 
-std::string message_of(const Error& e) {
-  std::string what = e.what();
-  const std::string suffix = ": " + std::string(to_string(e.value()));
-  if (what.ends_with(suffix)) what.resize(what.size() - suffix.size());
-  return what;
-}
-
 int exit_code_of(const Error& e) { return e.code() == errc::invalid_name ? kUsage : kError; }
 
 std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text) {

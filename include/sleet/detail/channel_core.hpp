@@ -91,7 +91,8 @@ class ChannelCore : public MessagingCore {
   static ChannelCore open(std::string_view name, const MessageType& type);
   static ChannelCore open_or_create(std::string_view name, const ChannelOptions& options,
                                     const MessageType& type);
-  static bool remove(std::string_view name);
+  // Removes a channel (or, with `kind`, a pipe); see remove_segment().
+  static bool remove(std::string_view name, SegmentKind kind = SegmentKind::channel);
 
   // A second view of the same channel (a dispatcher's, a pipe end's).
   ChannelCore share() const;
