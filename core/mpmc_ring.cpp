@@ -6,9 +6,7 @@ namespace sleet::detail {
 
 namespace {
 
-// What this thread last saw held at a waiting position, and since when: a
-// slot is looked into only once it stayed exactly so for kRecoverAfter, so
-// a live holder in the middle of a send costs no /proc read.
+// What this thread last saw held at a waiting position, and since when.
 struct StuckWatch {
   const void* slot = nullptr;
   std::uint64_t word = 0;
@@ -17,6 +15,18 @@ struct StuckWatch {
 thread_local StuckWatch t_watch;
 
 }  // namespace
+
+bool stuck_for_long(const void* slot, std::uint64_t word) noexcept {
+  const auto now = Clock::now();
+  StuckWatch& watch = t_watch;
+  if (watch.slot != slot || watch.word != word) {
+    watch = {slot, word, now};
+    return false;
+  }
+  if (now - watch.since < kRecoverAfter) return false;
+  watch.since = now;
+  return true;
+}
 
 std::uint32_t MpmcRing::attach() noexcept {
   const std::uint64_t me = current_identity();
@@ -98,14 +108,7 @@ bool MpmcRing::unstick(const std::atomic<std::uint64_t>& pos_word, std::uint64_t
   const MpmcSlot* s = slot(pos);
   const std::uint64_t w = s->word.load(std::memory_order_relaxed);
   if (lap_diff(w, pos) != 0 || state_of(w) != st) return false;
-  const auto now = Clock::now();
-  StuckWatch& watch = t_watch;
-  if (watch.slot != s || watch.word != w) {
-    watch = {s, w, now};
-    return false;
-  }
-  if (now - watch.since < kRecoverAfter) return false;
-  watch.since = now;  // a live holder is asked again no sooner than kRecoverAfter
+  if (!stuck_for_long(s, w)) return false;
   return recover(pos, me);
 }
 

@@ -178,6 +178,7 @@ void read_topic(const std::byte* object, std::uint64_t size, ObjectInfo& info) {
                  {"slowest_lag", published - std::min(min, published)},
                  {"lost", ctl.lost.load(std::memory_order_relaxed)},
                  {"reclaimed", ctl.reclaimed.load(std::memory_order_relaxed)},
+                 {"abandoned", ctl.common.abandoned.load(std::memory_order_relaxed)},
                  {"times_full", ctl.common.times_full.load(std::memory_order_relaxed)}};
 }
 

@@ -237,6 +237,113 @@ bool TopicCore::min_cursor(std::uint64_t t, bool reap, std::uint64_t& min) const
   return complete;
 }
 
+// ---- dead publishers (broadcast_ring.hpp) ----
+
+namespace {
+
+// Whether ticket t, unpublished, was taken by a process that died: some
+// entry claiming t names a dead process and none claiming it names a live
+// one. Entries are read before the caller re-checks the slot (see the essay).
+bool taken_by_dead(const BroadcastRing& ring, std::uint64_t t) noexcept {
+  bool dead = false;
+  for (std::uint32_t i = 0; i < kTrackedPublishers; ++i) {
+    const PublisherEntry& e = ring.publisher(i);
+    // acquire (both): pair with the release that cleared a claim after its
+    // ticket was published, and with attach_publisher()'s CAS.
+    if (e.claiming.load(std::memory_order_acquire) != t) continue;
+    const std::uint64_t owner = e.owner.load(std::memory_order_acquire);
+    if (owner != 0 && identity_alive(owner)) return false;
+    dead = true;
+  }
+  return dead;
+}
+
+// Settles ticket t of a dead taker: published as skipped. Called with the
+// recovery lock held; re-checks everything.
+bool settle(const BroadcastRing& ring, std::uint64_t t) noexcept {
+  TopicControl& ctl = ring.control();
+  // acquire: reads from the taker's CAS release sequence (see the essay).
+  const std::uint64_t h = ctl.head.load(std::memory_order_acquire) & ~kTopicClosedBit;
+  if (t >= h) return false;
+  // An untracked publisher may hold t. acquire: pairs with the seq_cst
+  // store in attach_publisher(), which comes before that publisher's CAS.
+  if (ctl.untracked.load(std::memory_order_acquire) != 0) return false;
+  if (!taken_by_dead(ring, t) || ring.published(t)) return false;
+  // The odd mark first, as a writer's opening (an overwrite subscriber
+  // copying an older lap sees the seq move), then skip and publish.
+  ring.begin_write(t);
+  ring.finish_write(t, kTopicSkip);
+  for (std::uint32_t i = 0; i < kTrackedPublishers; ++i) {
+    PublisherEntry& e = ring.publisher(i);
+    std::uint64_t c = t;
+    // relaxed: the entry's owner is dead (taken_by_dead); only its claim goes.
+    e.claiming.compare_exchange_strong(c, kNotClaiming, std::memory_order_relaxed);
+  }
+  ctl.common.abandoned.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  return true;
+}
+
+// Runs `f` under the topic's recovery lock (a holder that died is taken
+// over; a live one is waited for, briefly: recovery is rare and short).
+template <class F>
+bool with_recovery_lock(const BroadcastRing& ring, F&& f) noexcept {
+  RobustLock& lock = ring.control().recovery;
+  const std::uint64_t me = current_thread_identity();
+  const LockState st = lock.lock(me, Clock::now() + std::chrono::milliseconds(100), std::chrono::nanoseconds(0));
+  if (st != LockState::acquired && st != LockState::owner_died) return false;
+  const bool done = f();
+  lock.unlock(me);
+  return done;
+}
+
+}  // namespace
+
+std::uint32_t TopicCore::attach_publisher() const noexcept {
+  TopicControl& ctl = ring_.control();
+  const std::uint64_t me = current_identity();
+  for (std::uint32_t i = 0; i < kTrackedPublishers; ++i) {
+    std::uint64_t expected = 0;
+    // acq_rel: the entry is ours before we announce with it; pairs with the
+    // release in PublisherPort::detach().
+    if (ring_.publisher(i).owner.compare_exchange_strong(expected, me, std::memory_order_acq_rel,
+                                                         std::memory_order_acquire)) {
+      return i;
+    }
+  }
+  // A dead port's entry: settle what it was claiming, then take it.
+  for (std::uint32_t i = 0; i < kTrackedPublishers; ++i) {
+    PublisherEntry& e = ring_.publisher(i);
+    std::uint64_t dead = e.owner.load(std::memory_order_acquire);  // acquire: as above
+    if (dead == 0 || identity_alive(dead)) continue;
+    const bool taken = with_recovery_lock(ring_, [&] {
+      // acquire: as in taken_by_dead().
+      const std::uint64_t t = e.claiming.load(std::memory_order_acquire);
+      if (t != kNotClaiming && !ring_.published(t)) (void)settle(ring_, t);
+      // Unsettled (t not taken, or a live taker of t announced it too): the
+      // dead claim says nothing any more.
+      e.claiming.store(kNotClaiming, std::memory_order_relaxed);  // relaxed: published by the CAS
+      return e.owner.compare_exchange_strong(dead, me, std::memory_order_acq_rel,
+                                             std::memory_order_acquire);
+    });
+    if (taken) return i;
+  }
+  ctl.untracked.store(1, std::memory_order_seq_cst);  // seq_cst: before any claim of ours
+  return kUntrackedPublisher;
+}
+
+bool TopicCore::unstick(std::uint64_t t) const noexcept {
+  const BroadcastSlot& s = ring_.slot(t);
+  // relaxed: a hint; settle() re-reads everything under the lock.
+  if (!stuck_for_long(&s, s.seq.load(std::memory_order_relaxed))) return false;
+  if (!taken_by_dead(ring_, t)) return false;  // a pre-check; settle() decides
+  const bool done = with_recovery_lock(ring_, [&] { return settle(ring_, t); });
+  if (done) {
+    ring_.common().data_ec.notify();   // subscribers at t step over it
+    ring_.common().space_ec.notify();  // the publisher of t + slots may write
+  }
+  return done;
+}
+
 void TopicCore::close() noexcept {
   TopicControl& ctl = ring_.control();
   // acq_rel: later claims see the bit (their CAS fails); subscribers that see
@@ -272,6 +379,7 @@ TopicStats TopicCore::stats() const noexcept {
   }
   s.slowest_lag = s.published - std::min(min, s.published);
   s.lost = ctl.lost.load(std::memory_order_relaxed);
+  s.abandoned = ctl.common.abandoned.load(std::memory_order_relaxed);
   s.reclaimed = ctl.reclaimed.load(std::memory_order_relaxed);
   s.times_full = ctl.common.times_full.load(std::memory_order_relaxed);
   s.publish_sleeps = ctl.common.send_sleeps.load(std::memory_order_relaxed);

@@ -75,6 +75,14 @@ class SubscriberEnd {
  public:
   SubscriberEnd() = default;
   SubscriberEnd(TopicCore core, SubscriberPort port) : core_(std::move(core)), port_(std::move(port)) {}
+  SubscriberEnd(SubscriberEnd&&) noexcept = default;
+  // The port first: the old subscription is given back in memory that the
+  // old core still maps.
+  SubscriberEnd& operator=(SubscriberEnd&& other) noexcept {
+    port_ = std::move(other.port_);
+    core_ = std::move(other.core_);
+    return *this;
+  }
   TopicCore& core() noexcept { return core_; }
   const TopicCore& core() const noexcept { return core_; }
   SubscriberPort& port() noexcept { return port_; }
@@ -256,6 +264,14 @@ class Topic {
   using value_type = T;
 
   Topic() = default;
+  Topic(Topic&&) noexcept = default;
+  // The port first: the old port gives its publisher entry back in memory
+  // that the old core still maps.
+  Topic& operator=(Topic&& other) noexcept {
+    port_ = std::move(other.port_);
+    core_ = std::move(other.core_);
+    return *this;
+  }
 
   static Topic create(std::string_view name, const TopicOptions& options = {}) {
     return Topic(detail::TopicCore::create(name, options, type()));

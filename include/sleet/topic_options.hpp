@@ -44,6 +44,7 @@ struct TopicStats {
   std::uint64_t slowest_lag = 0;  // messages the slowest subscriber has yet to read
   std::uint64_t lost = 0;         // messages subscribers skipped under overwrite (all of them)
   std::uint64_t reclaimed = 0;    // places of dead subscribers taken back
+  std::uint64_t abandoned = 0;    // tickets of dead publishers, published as skipped
   std::uint64_t times_full = 0;   // publishes that found the ring full (block)
   std::uint64_t publish_sleeps = 0;
   std::uint64_t receive_sleeps = 0;

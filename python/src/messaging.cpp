@@ -357,6 +357,7 @@ void bind_kind(py::module_& m, const std::string& kind) {
         d["slowest_lag"] = s.slowest_lag;
         d["lost"] = s.lost;
         d["reclaimed"] = s.reclaimed;
+        d["abandoned"] = s.abandoned;
         d["closed"] = s.closed;
         return d;
       });

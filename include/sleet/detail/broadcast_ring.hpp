@@ -10,7 +10,9 @@
 //             +0    head      next ticket; bit 63: closed (the value below it is the final ticket)
 //             +128  RingCommon close flag (display), data_ec, space_ec, slow-path counters
 //             +640  generation, high_water, reclaimed, lost
-//   +896    SubscriberEntry[max_subscribers]  one 128-byte line each
+//             +768  recovery lock (RobustLock), untracked publishers
+//             +896  PublisherEntry[kTrackedPublishers]  one 64-byte line each
+//   +3072   SubscriberEntry[max_subscribers]  one 128-byte line each
 //   ...     BroadcastSlot[slots], `stride` bytes apart (16 + max_message_size, in 16-byte steps):
 //
 //   0                 8          12         16
@@ -76,9 +78,33 @@
 // ticket below the final one was claimed before and is published by its
 // (live) publisher; subscribers drain up to it.
 //
-// A publisher that dies between taking its ticket and publishing it stalls
-// the subscribers at that ticket (and, with block, the publishers behind
-// them); recovery is the subject of the crash-safety issue.
+// Dead publishers. A publisher that dies between taking ticket t and
+// publishing it would stall every subscriber at t, and the publishers of
+// t + slots behind them. So a publisher names the ticket it is taking
+// before it takes it: each PublisherPort has a PublisherEntry (its
+// process's identity, and `claiming`), and before its CAS of head from t it
+// stores claiming = t (relaxed: the CAS is seq_cst, so its release half
+// publishes the store; a checker that reads head > t with acquire reads
+// from that CAS's release sequence and sees claiming = t or later). It
+// stores claiming = none when the ticket is published (release, after the
+// seq store (3)) or when it gives up without a ticket. So at every instant
+// the taker of an unpublished ticket t has claiming == t in its entry.
+//
+// A subscriber waiting at t (or a publisher waiting for t's slot to be
+// published, to write t + slots) that sees the same unpublished seq for
+// kRecoverAfter looks: head > t (t was taken), no entry claiming t names a
+// live process, and some entry claiming t names a dead one. Then, under the
+// topic's recovery lock (a RobustLock, so one recoverer writes and a
+// recoverer that dies is taken over), it checks all of that again, entries
+// first and the slot last (a taker that published t cleared its claim after
+// publishing, so it is seen as published), and publishes t as an aborted
+// claim (size kTopicSkip, subscribers step over it), counted in
+// `abandoned`. A dead announcer that never took t is harmless (a live taker
+// of t announces t itself). A dead entry is reused only after its claim is
+// settled the same way. Publishers that found the table full
+// (kTrackedPublishers live ones) are untracked: from then on, this topic
+// recovers nothing (`untracked` stays set), since one of them might hold the
+// ticket.
 #pragma once
 
 #include <atomic>
@@ -87,6 +113,7 @@
 
 #include "sleet/detail/platform.hpp"
 #include "sleet/detail/ring_common.hpp"
+#include "sleet/detail/robust_lock.hpp"
 
 namespace sleet::detail {
 
@@ -101,6 +128,17 @@ struct TopicConfig {
 };
 static_assert(sizeof(TopicConfig) == kFalseSharing);
 
+// Publisher ports a topic tracks at once (see "Dead publishers").
+inline constexpr std::uint32_t kTrackedPublishers = 32;
+inline constexpr std::uint32_t kUntrackedPublisher = kTrackedPublishers;
+inline constexpr std::uint64_t kNotClaiming = ~std::uint64_t{0};
+
+struct alignas(kCacheLine) PublisherEntry {
+  std::atomic<std::uint64_t> owner{0};                // process identity, 0 free
+  std::atomic<std::uint64_t> claiming{kNotClaiming};  // ticket being taken or written
+};
+static_assert(sizeof(PublisherEntry) == kCacheLine);
+
 struct TopicControl {
   alignas(kFalseSharing) std::atomic<std::uint64_t> head{0};
   RingCommon common;
@@ -108,11 +146,16 @@ struct TopicControl {
   std::atomic<std::uint32_t> high_water{0};  // entries [0, high_water) have been used
   std::atomic<std::uint64_t> reclaimed{0};   // dead subscribers' places taken back (stats)
   std::atomic<std::uint64_t> lost{0};        // messages skipped by subscribers (stats)
+  alignas(kFalseSharing) RobustLock recovery;  // held while a dead publisher's ticket is settled
+  std::atomic<std::uint64_t> untracked{0};     // publishers that found the table full (ever)
+  alignas(kFalseSharing) PublisherEntry publishers[kTrackedPublishers];
 };
 static_assert(offsetof(TopicControl, head) == 0);
 static_assert(offsetof(TopicControl, common) == kFalseSharing);
 static_assert(offsetof(TopicControl, generation) == 5 * kFalseSharing);
-static_assert(sizeof(TopicControl) == 6 * kFalseSharing);
+static_assert(offsetof(TopicControl, recovery) == 6 * kFalseSharing);
+static_assert(offsetof(TopicControl, publishers) == 7 * kFalseSharing);
+static_assert(sizeof(TopicControl) == 7 * kFalseSharing + kTrackedPublishers * kCacheLine);
 
 struct alignas(kFalseSharing) SubscriberEntry {
   std::atomic<std::uint64_t> owner{0};   // identity, 0 free, kReclaiming
@@ -194,6 +237,7 @@ class BroadcastRing {
   TopicControl& control() const noexcept { return *ctl_; }
   RingCommon& common() const noexcept { return ctl_->common; }
   SubscriberEntry& entry(std::uint64_t i) const noexcept { return entries_[i]; }
+  PublisherEntry& publisher(std::uint32_t i) const noexcept { return ctl_->publishers[i]; }
   std::uint64_t slots() const noexcept { return slots_; }
   std::uint64_t max_message_size() const noexcept { return max_size_; }
   BroadcastSlot& slot(std::uint64_t t) const noexcept {
@@ -211,6 +255,10 @@ class BroadcastRing {
     // relaxed + fence(release): seqlock writer's opening, pairs with (5).
     slot(t).seq.store(2 * t + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
+  }
+  bool published(std::uint64_t t) const noexcept {
+    // acquire (4): as a subscriber's.
+    return slot(t).seq.load(std::memory_order_acquire) >= holds(t);
   }
   void finish_write(std::uint64_t t, std::uint32_t size) const noexcept {
     BroadcastSlot& s = slot(t);

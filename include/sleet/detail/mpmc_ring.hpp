@@ -110,10 +110,6 @@ namespace sleet::detail {
 // Entries of the process table; index kUntracked names nobody.
 inline constexpr std::uint32_t kTrackedProcesses = 127;
 inline constexpr std::uint32_t kUntracked = 127;
-// How long a slot must stay taken, unchanged, before its owner's process is
-// looked up (a /proc read): a send or receive holds a slot for nanoseconds,
-// so this is far beyond any live holder's step and short for a human.
-inline constexpr std::chrono::milliseconds kRecoverAfter{10};
 
 struct MpmcControl {
   std::uint64_t slots;             // power of two

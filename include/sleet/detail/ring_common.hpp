@@ -31,6 +31,16 @@
 
 namespace sleet::detail {
 
+// How long a slot must stay taken, unchanged, before its owner's process is
+// looked up (a /proc read): a send or receive holds a slot for nanoseconds,
+// so this is far beyond any live holder's step and short for a human.
+inline constexpr std::chrono::milliseconds kRecoverAfter{10};
+// True when this thread's successive looks have seen `slot` hold exactly
+// `word` for kRecoverAfter (then the clock restarts, so a live holder is
+// asked about no more often than that). Rings' recovery paths (mpmc,
+// broadcast) use it so that a live holder mid-step costs no /proc read.
+bool stuck_for_long(const void* slot, std::uint64_t word) noexcept;
+
 inline constexpr std::uint32_t kOpen = 0;
 inline constexpr std::uint32_t kClosing = 1;
 inline constexpr std::uint32_t kClosed = 2;

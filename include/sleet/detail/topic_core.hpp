@@ -14,6 +14,7 @@
 // number of Topic objects, in any processes, publish at once.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -71,6 +72,19 @@ class TopicCore : public MessagingCore {
   // entries of dead subscribers below `t - slots` when `reap` is set.
   bool min_cursor(std::uint64_t t, bool reap, std::uint64_t& min) const noexcept;
 
+  // Dead publishers (broadcast_ring.hpp). A PublisherEntry for a port of
+  // this process, or kUntrackedPublisher when all are held by live ones.
+  std::uint32_t attach_publisher() const noexcept;
+  // Publishes ticket t as skipped if it stayed unpublished, exactly so,
+  // for kRecoverAfter and its taker is dead. Slow: reads /proc.
+  bool unstick(std::uint64_t t) const noexcept;
+  // Whether a subscriber at `cursor` waits on a taken, unpublished ticket.
+  bool stuck_at(std::uint64_t cursor) const noexcept {
+    // acquire: as in recover(); relaxed would do for a hint, but this keeps one reading of head.
+    const std::uint64_t h = ring_.control().head.load(std::memory_order_acquire) & ~kTopicClosedBit;
+    return cursor < h && !ring_.published(cursor);
+  }
+
   void close() noexcept;
   bool closed() const noexcept {
     // acquire: pairs with the fetch_or in close().
@@ -101,15 +115,26 @@ class PublisherPort {
       : ring_(core.ring()), overwrite_(core.overflow() == Overflow::overwrite) {
     if (overwrite_) staging_.resize((ring_.max_message_size() + 7) / 8);
   }
+  PublisherPort(PublisherPort&& o) noexcept { swap(o); }
+  PublisherPort& operator=(PublisherPort&& o) noexcept {
+    PublisherPort tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  ~PublisherPort() { detach(); }
 
   SLEET_INLINE Poll try_claim(const TopicCore& core, std::uint32_t, Claim& out) {
+    // First claim of this port in this process (or in a fork()ed child).
+    if (SLEET_UNLIKELY(pid_ != current_pid())) attach(core);
     TopicControl& ctl = ring_.control();
     // seq_cst (1): pairs with a subscriber's registration.
     std::uint64_t h = ctl.head.load(std::memory_order_seq_cst);
     for (;;) {
-      if (SLEET_UNLIKELY(h & kTopicClosedBit)) return Poll::closed;
-      if (!overwrite_ && SLEET_UNLIKELY(!space_for(core, h))) return Poll::empty;
-      if (SLEET_UNLIKELY(!ring_.slot_free(h))) return Poll::empty;  // its last lap is still being written
+      if (SLEET_UNLIKELY(h & kTopicClosedBit)) return give_up(Poll::closed);
+      if (!overwrite_ && SLEET_UNLIKELY(!space_for(core, h))) return give_up(Poll::empty);
+      if (SLEET_UNLIKELY(!ring_.slot_free(h))) return wait_for_lap(core, h);
+      // relaxed: published by the seq_cst CAS below ("Dead publishers").
+      claiming_->store(h, std::memory_order_relaxed);
       // seq_cst (1); a failure reloads h and checks again.
       if (ctl.head.compare_exchange_weak(h, h + 1, std::memory_order_seq_cst,
                                          std::memory_order_seq_cst)) {
@@ -143,11 +168,15 @@ class PublisherPort {
   SLEET_INLINE void commit(const Claim& c, std::uint32_t n) noexcept {
     if (overwrite_) store_shared_words(ring_.slot(c.ticket).payload(), staging_.data(), (n + 7) / 8);
     ring_.finish_write(c.ticket, n);
+    // release: after the seq store (3), so a recoverer that sees the claim
+    // gone sees the ticket published.
+    claiming_->store(kNotClaiming, std::memory_order_release);
   }
   void abort(const Claim& c) noexcept {
     // relaxed: statistics.
     ring_.common().aborted.fetch_add(1, std::memory_order_relaxed);
     ring_.finish_write(c.ticket, kTopicSkip);
+    claiming_->store(kNotClaiming, std::memory_order_release);  // release: as in commit()
     publish();  // subscribers waiting on the ticket step over it
   }
   SLEET_INLINE void publish() noexcept { ring_.common().data_ec.notify(); }
@@ -178,8 +207,57 @@ class PublisherPort {
     return t < min + ring_.slots();
   }
 
+  SLEET_NOINLINE void attach(const TopicCore& core) noexcept {
+    detach();
+    entry_ = core.attach_publisher();
+    claiming_ = entry_ < kTrackedPublishers ? &ring_.publisher(entry_).claiming : &untracked_claim_;
+    pid_ = current_pid();
+  }
+  void detach() noexcept {
+    // A fork()ed copy does not give back its parent's entry.
+    if (pid_ == current_pid() && entry_ < kTrackedPublishers) {
+      PublisherEntry& e = ring_.publisher(entry_);
+      e.claiming.store(kNotClaiming, std::memory_order_relaxed);  // relaxed: published below
+      e.owner.store(0, std::memory_order_release);  // release: pairs with attach_publisher()'s CAS
+    }
+    entry_ = kUntrackedPublisher;
+    claiming_ = &untracked_claim_;
+    pid_ = 0;
+  }
+  // No ticket taken: nothing is being claimed any more.
+  SLEET_INLINE Poll give_up(Poll p) noexcept {
+    claiming_->store(kNotClaiming, std::memory_order_relaxed);  // relaxed: a hint until the next claim
+    return p;
+  }
+  // Ticket h's slot still waits for the publisher of h - slots: ask whether
+  // that one died (after kRecoverAfter of the same state).
+  SLEET_NOINLINE Poll wait_for_lap(const TopicCore& core, std::uint64_t h) noexcept {
+    if (h >= ring_.slots()) (void)core.unstick(h - ring_.slots());
+    return give_up(Poll::empty);
+  }
+  void swap(PublisherPort& o) noexcept {
+    std::swap(ring_, o.ring_);
+    std::swap(overwrite_, o.overwrite_);
+    std::swap(gen_, o.gen_);
+    std::swap(min_, o.min_);
+    std::swap(next_reap_, o.next_reap_);
+    staging_.swap(o.staging_);
+    std::swap(entry_, o.entry_);
+    std::swap(pid_, o.pid_);
+    // Each port keeps its own untracked word: swap where the pointers lead.
+    const bool mine = claiming_ == &untracked_claim_;
+    const bool theirs = o.claiming_ == &o.untracked_claim_;
+    std::swap(claiming_, o.claiming_);
+    if (theirs) claiming_ = &untracked_claim_;
+    if (mine) o.claiming_ = &o.untracked_claim_;
+  }
+
   BroadcastRing ring_;
   bool overwrite_ = false;
+  std::uint32_t entry_ = kUntrackedPublisher;  // our PublisherEntry
+  int pid_ = 0;                                // the process entry_ was taken in
+  std::atomic<std::uint64_t> untracked_claim_{kNotClaiming};  // claiming_ when untracked
+  std::atomic<std::uint64_t>* claiming_ = &untracked_claim_;
   std::uint32_t gen_ = ~std::uint32_t{0};  // generation min_ was computed at
   std::uint64_t min_ = 0;                 // slowest live cursor then
   Deadline next_reap_{};
@@ -231,12 +309,17 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
   std::uint64_t cursor() const noexcept { return cursor_; }
   std::uint64_t lost() const noexcept { return lost_; }
 
-  SLEET_INLINE Poll try_peek(const TopicCore&, Record& r) noexcept {
+  SLEET_INLINE Poll try_peek(const TopicCore& core, Record& r) noexcept {
     if (SLEET_LIKELY(peek_next(r))) return Poll::ready;
     // Not head: publishers write it for every message, and a subscriber
     // that polls it while caught up would pull its line away from them.
     // The read-mostly close flag is stored after head's closed bit.
-    if (SLEET_LIKELY(!ring_.common().is_closed())) return Poll::empty;
+    if (SLEET_LIKELY(!ring_.common().is_closed())) {
+      // A poller that never waits still gets a dead publisher's ticket
+      // settled: every 1024th empty poll asks (reads head).
+      if (SLEET_UNLIKELY((++empty_polls_ & 1023) == 0)) unstick(core);
+      return Poll::empty;
+    }
     // closed and drained: every ticket below the final one was published.
     // acquire: pairs with close()'s fetch_or.
     const std::uint64_t h = ring_.control().head.load(std::memory_order_acquire);
@@ -280,6 +363,17 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
   Poll peek_forever(const TopicCore& core, Record& r) {
     return peek_until(core, r, kForever, [] { return false; });
   }
+  // The wait of PeekWaits, in slices of kRecoverAfter while the next ticket
+  // is taken but unpublished (its publisher may be dead: nobody would wake us).
+  template <class Stop>
+  SLEET_NOINLINE Poll wait_peek(const TopicCore& core, Record& r, Deadline deadline, Stop& stop) {
+    for (;;) {
+      const bool stuck = unstick(core);
+      const Deadline slice = stuck ? std::min(deadline, Clock::now() + kRecoverAfter) : deadline;
+      const Poll p = PeekWaits<SubscriberPort>::wait_peek(core, r, slice, stop);
+      if (p != Poll::empty || Clock::now() >= deadline) return p;
+    }
+  }
   std::size_t batch_limit() const noexcept { return ring_.slots(); }
   static bool damaged(const Record& r) noexcept { return r.len == kTopicDamaged; }
   void drop_damaged(const Record& r) noexcept {
@@ -305,7 +399,15 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
     std::swap(entry_, o.entry_);
     std::swap(cursor_, o.cursor_);
     std::swap(lost_, o.lost_);
+    std::swap(empty_polls_, o.empty_polls_);
     copy_.swap(o.copy_);
+  }
+  // Whether our next ticket is taken but unpublished; if so, asks whether
+  // its publisher died (broadcast_ring.hpp, "Dead publishers").
+  SLEET_NOINLINE bool unstick(const TopicCore& core) noexcept {
+    if (!core.stuck_at(cursor_)) return false;
+    (void)core.unstick(cursor_);
+    return true;
   }
   SLEET_NOINLINE void skip_ahead() noexcept {
     // acquire: the head we read comes with the tickets below it claimed.
@@ -326,6 +428,7 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
   SubscriberEntry* entry_ = nullptr;
   std::uint64_t cursor_ = 0;
   std::uint64_t lost_ = 0;
+  std::uint32_t empty_polls_ = 0;
   std::vector<std::uint64_t> copy_;  // overwrite: the payload copied out of its slot
 };
 
