@@ -323,7 +323,9 @@ struct Bridge::Impl {
         r.counters.forwarded.fetch_add(1, std::memory_order_relaxed);  // relaxed: stats
         return true;
       }
-      const auto wait = options.backpressure == BridgeBackpressure::wait
+      // Once stop() has begun, no waiting: it drains the queued callbacks.
+      const bool stopping_now = stopping.load(std::memory_order_relaxed);  // relaxed: a hint
+      const auto wait = options.backpressure == BridgeBackpressure::wait && !stopping_now
                             ? std::chrono::nanoseconds(options.wait_limit)
                             : std::chrono::nanoseconds(0);
       if (r.writer.send_for(r.scratch, wait)) {
@@ -628,13 +630,18 @@ void Bridge::stop() {
     if (r->sub != nullptr) {
       // Drain: the server stops sending, the callbacks already queued run,
       // and none runs after WaitForDrainCompletion (the route may go).
+      // Imports stop waiting for local room once `stopping` is set, so the
+      // queued callbacks finish quickly; the route must outlive every one.
       if (natsSubscription_Drain(r->sub) == NATS_OK) {
-        natsSubscription_WaitForDrainCompletion(r->sub, 2000);
+        while (natsSubscription_WaitForDrainCompletion(r->sub, 2000) == NATS_TIMEOUT) {
+          b.log("bridge: " + r->label + ": still draining the subscription");
+        }
       } else {
         natsSubscription_Unsubscribe(r->sub);
       }
       natsSubscription_Destroy(r->sub);
-      r->sub = nullptr;
+      // r->sub keeps its (now dangling) value: on_error compares it, and
+      // clearing it here would race with that read. stop() runs once.
     }
   }
   b.publish_status();

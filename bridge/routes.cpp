@@ -1,5 +1,6 @@
 // bridge/routes.cpp — the text a bridge is configured with: route specs,
 // server URLs, and the status store it writes (bridge.hpp).
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -162,7 +163,9 @@ KvOptions status_store_options() {
 
 std::vector<BridgeRouteStatus> read_bridge_status(std::string_view store_name) {
   KvStore store = KvStore::open(store_name);
-  const auto n = store.get_or<std::uint64_t>("routes", 0);
+  // Bounded by what the status store can hold: a damaged count cannot make
+  // us loop for ever.
+  const auto n = std::min<std::uint64_t>(store.get_or<std::uint64_t>("routes", 0), store.capacity());
   std::vector<BridgeRouteStatus> out;
   for (std::uint64_t i = 0; i < n; ++i) {
     if (auto s = store.get<BridgeRouteStatus>("route." + std::to_string(i))) out.push_back(*s);

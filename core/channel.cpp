@@ -15,10 +15,16 @@ namespace sleet::detail {
 
 namespace {
 
+// A Channel object's serial, for spsc roles: unique within this process,
+// and mixed with the process's identity so that a dead holder's serial,
+// left in a role until the next holder writes its own, never equals one of
+// ours (claim_role()'s same-process check). Never 0.
 std::uint64_t next_serial() noexcept {
   static std::atomic<std::uint64_t> serial{0};
-  // relaxed: only uniqueness within this process matters.
-  return serial.fetch_add(1, std::memory_order_relaxed) + 1;
+  // relaxed: only uniqueness matters.
+  const std::uint64_t n = serial.fetch_add(1, std::memory_order_relaxed) + 1;
+  const std::uint64_t s = (current_identity() * 0x9E3779B97F4A7C15u) ^ n;
+  return s != 0 ? s : 1;
 }
 
 }  // namespace

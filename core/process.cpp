@@ -94,9 +94,17 @@ std::uint64_t identity_of(int pid) noexcept {
   return make_identity(pid, s.state == ProcStat::running ? s.start_ticks : 0);
 }
 
+// An identity whose start time could not be read (start 0: /proc hidden or
+// out of file descriptors) is not cached: the next call reads again, so a
+// passing failure does not leave us with an identity others judge dead.
+namespace {
+constexpr bool complete(std::uint64_t identity) noexcept { return (identity & 0xFFFFFFFFu) != 0; }
+}  // namespace
+
 std::uint64_t refresh_thread_identity() noexcept {
-  t_thread_identity = identity_of(refresh_current_tid());
-  return t_thread_identity;
+  const std::uint64_t id = identity_of(refresh_current_tid());
+  if (complete(id)) t_thread_identity = id;
+  return id;
 }
 
 bool pid_alive(int pid) noexcept {
@@ -111,7 +119,7 @@ std::uint64_t current_identity() noexcept {
   std::uint64_t id = g_current_identity.load(std::memory_order_relaxed);
   if (SLEET_LIKELY(id != 0)) return id;
   id = identity_of(refresh_current_pid());
-  g_current_identity.store(id, std::memory_order_relaxed);
+  if (complete(id)) g_current_identity.store(id, std::memory_order_relaxed);
   return id;
 }
 
@@ -123,7 +131,9 @@ bool identity_alive(std::uint64_t identity) noexcept {
   switch (s.state) {
     case ProcStat::gone:
     case ProcStat::dead: return false;
-    case ProcStat::running: return make_identity(pid, s.start_ticks) == identity;
+    // An identity recorded without its start time (its owner could not
+    // read /proc) is judged by the pid alone.
+    case ProcStat::running: return !complete(identity) || make_identity(pid, s.start_ticks) == identity;
     case ProcStat::unknown: break;
   }
   return true;  // /proc cannot tell; kill() says the pid exists

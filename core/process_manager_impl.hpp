@@ -145,7 +145,7 @@ struct ProcessManager::Impl {
   void remove_signal_handlers();
   std::optional<int> new_signal();  // supervisor thread only: a SIGINT/SIGTERM not yet handled
   void on_signal(int sig);          // supervisor thread only
-  void remove_channels();  // every name this manager created
+  void remove_channels() noexcept;  // every name this manager created
 
   // process_manager_control.cpp
   void start_control();  // the control channel's reader

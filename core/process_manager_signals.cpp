@@ -136,13 +136,22 @@ void ProcessManager::Impl::on_signal(int sig) {
   ::raise(sig);
 }
 
-void ProcessManager::Impl::remove_channels() {
+void ProcessManager::Impl::remove_channels() noexcept {
+  // Runs in the destructor and on the supervisor thread after a signal: a
+  // name that cannot be checked (garbage under it, out of descriptors) must
+  // not end the process or keep the others from being removed.
+  auto remove = [](auto&& fn) noexcept {
+    try {
+      fn();
+    } catch (const std::exception&) {
+    }
+  };
   std::lock_guard lock(mutex);
   for (auto& [name, t] : targets) {
-    Pipe<Message>::remove(t->active.name());
-    Channel<Message>::remove(t->passive.name());
+    remove([&] { Pipe<Message>::remove(t->active.name()); });
+    remove([&] { Channel<Message>::remove(t->passive.name()); });
   }
-  detail::ControlChannel::remove(detail::control_channel_name(ns));
+  remove([&] { detail::ControlChannel::remove(detail::control_channel_name(ns)); });
 }
 
 }  // namespace sleet

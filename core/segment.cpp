@@ -270,9 +270,16 @@ HeaderCopy read_header(int fd, std::string_view what) {
 }
 
 bool lock_if_unused(int fd) noexcept {
-  for (;;) {
+  // A user holds LOCK_SH for as long as it has the object open; another
+  // prober (ls, stat, rm in another process) holds LOCK_EX for microseconds.
+  // So a refusal is asked again a few times, 100 us apart, before it counts
+  // as "in use": two probers never make each other's object look used.
+  for (int tries = 0;;) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
-    if (errno != EINTR) return false;
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK || ++tries > 3) return false;
+    const timespec pause{0, 100'000};
+    ::nanosleep(&pause, nullptr);
   }
 }
 

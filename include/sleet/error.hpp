@@ -46,6 +46,8 @@ enum class errc {
   child_failed,          // a managed child could not be started
   corrupted,             // a sleet segment whose bytes contradict its own limits
 };
+// The last errc value: bindings that name every code go up to it.
+inline constexpr errc kLastErrc = errc::corrupted;
 
 const std::error_category& error_category() noexcept;
 

@@ -39,6 +39,7 @@ _CLASSES = {
     "not_owner": ("NotOwner", None),
     "not_managed": ("NotManaged", None),
     "child_failed": ("ChildFailed", None),
+    "corrupted": ("Corrupted", None),
 }
 
 BY_VALUE = {}

@@ -19,9 +19,8 @@
 namespace sleet::py_binding {
 namespace {
 
-// The last errc value (errc::child_failed); every one from 1 to it has a
-// name and a Python class.
-constexpr int kLastErrc = static_cast<int>(errc::child_failed);
+// Every errc value from 1 to the last has a name and a Python class.
+constexpr int kLastErrc = static_cast<int>(sleet::kLastErrc);
 
 void translate(std::exception_ptr p) {
   try {

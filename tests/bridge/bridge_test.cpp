@@ -427,7 +427,8 @@ TEST_CASE("bridge: a NATS server restart mid-stream: core counts every missing m
   CHECK(progress(after + 200));
   board->go.store(2, std::memory_order_release);  // release: pairs with A's acquire
   const int ra = a.wait_for(patience(30s));
-  std::this_thread::sleep_for(300ms);              // the last messages cross
+  // The last message crosses (B checks that it arrived) before B is told to stop.
+  CHECK(progress(board->published[0].load(std::memory_order_relaxed)));
   board->stop.store(1, std::memory_order_release);  // release: pairs with B's acquire
   const int rb = b.wait_for(patience(30s));
   INFO("A: " << board->report[0].what() << "; B: " << board->report[1].what());
