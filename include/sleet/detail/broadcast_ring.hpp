@@ -83,12 +83,15 @@
 // t + slots behind them. So a publisher names the ticket it is taking
 // before it takes it: each PublisherPort has a PublisherEntry (its
 // process's identity, and `claiming`), and before its CAS of head from t it
-// stores claiming = t (relaxed: the CAS is seq_cst, so its release half
-// publishes the store; a checker that reads head > t with acquire reads
-// from that CAS's release sequence and sees claiming = t or later). It
-// stores claiming = none when the ticket is published (release, after the
-// seq store (3)) or when it gives up without a ticket. So at every instant
-// the taker of an unpublished ticket t has claiming == t in its entry.
+// stores claiming = t (the CAS is seq_cst, so its release half publishes
+// the store: a checker that reads head > t with acquire reads from that
+// CAS's release sequence and sees claiming = t or later). It stores
+// claiming = none when the ticket is published (after the seq store (3)) or
+// when it gives up without a ticket. Every store of `claiming` is a
+// release and every check an acquire, so a checker that reads any later
+// value of an entry also sees the tickets that publisher published before.
+// So at every instant the taker of an unpublished ticket t has
+// claiming == t in its entry, and a claim seen gone means published.
 //
 // A subscriber waiting at t (or a publisher waiting for t's slot to be
 // published, to write t + slots) that sees the same unpublished seq for

@@ -133,8 +133,10 @@ class PublisherPort {
       if (SLEET_UNLIKELY(h & kTopicClosedBit)) return give_up(Poll::closed);
       if (!overwrite_ && SLEET_UNLIKELY(!space_for(core, h))) return give_up(Poll::empty);
       if (SLEET_UNLIKELY(!ring_.slot_free(h))) return wait_for_lap(core, h);
-      // relaxed: published by the seq_cst CAS below ("Dead publishers").
-      claiming_->store(h, std::memory_order_relaxed);
+      // release: a recoverer that reads this claim (acquire) also sees our
+      // earlier tickets published; the seq_cst CAS below publishes it to
+      // whoever sees head past h ("Dead publishers").
+      claiming_->store(h, std::memory_order_release);
       // seq_cst (1); a failure reloads h and checks again.
       if (ctl.head.compare_exchange_weak(h, h + 1, std::memory_order_seq_cst,
                                          std::memory_order_seq_cst)) {
@@ -226,7 +228,7 @@ class PublisherPort {
   }
   // No ticket taken: nothing is being claimed any more.
   SLEET_INLINE Poll give_up(Poll p) noexcept {
-    claiming_->store(kNotClaiming, std::memory_order_relaxed);  // relaxed: a hint until the next claim
+    claiming_->store(kNotClaiming, std::memory_order_release);  // release: as the claim in try_claim()
     return p;
   }
   // Ticket h's slot still waits for the publisher of h - slots: ask whether
