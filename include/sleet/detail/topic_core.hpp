@@ -366,11 +366,19 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
     return peek_until(core, r, kForever, [] { return false; });
   }
   // The wait of PeekWaits, in slices of kRecoverAfter while the next ticket
-  // is taken but unpublished (its publisher may be dead: nobody would wake us).
+  // is taken but unpublished (its publisher may be dead: nobody would wake
+  // us). Whether it is means reading head, the line every publish writes,
+  // so a subscriber that keeps up does not ask on every wait: it asks when
+  // the ticket after ours is already published (a slot line we read
+  // anyway), once the topic is closed (close wakes it once), on every 64th
+  // wait, and on every wait while the last answer was yes.
   template <class Stop>
   SLEET_NOINLINE Poll wait_peek(const TopicCore& core, Record& r, Deadline deadline, Stop& stop) {
     for (;;) {
-      const bool stuck = unstick(core);
+      const bool ask = suspect_ || ring_.published(cursor_ + 1) || (++waits_ & 63) == 0 ||
+                       ring_.common().is_closed();
+      const bool stuck = ask && unstick(core);
+      suspect_ = stuck;
       const Deadline slice = stuck ? std::min(deadline, Clock::now() + kRecoverAfter) : deadline;
       const Poll p = PeekWaits<SubscriberPort>::wait_peek(core, r, slice, stop);
       if (p != Poll::empty || Clock::now() >= deadline) return p;
@@ -402,6 +410,8 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
     std::swap(cursor_, o.cursor_);
     std::swap(lost_, o.lost_);
     std::swap(empty_polls_, o.empty_polls_);
+    std::swap(waits_, o.waits_);
+    std::swap(suspect_, o.suspect_);
     copy_.swap(o.copy_);
   }
   // Whether our next ticket is taken but unpublished; if so, asks whether
@@ -430,7 +440,9 @@ class SubscriberPort : public PeekWaits<SubscriberPort> {
   SubscriberEntry* entry_ = nullptr;
   std::uint64_t cursor_ = 0;
   std::uint64_t lost_ = 0;
-  std::uint32_t empty_polls_ = 0;
+  std::uint32_t empty_polls_ = 0;  // try_peek() found nothing (see there)
+  std::uint32_t waits_ = 0;        // wait_peek() calls (see there)
+  bool suspect_ = false;           // the last wait found our ticket stuck
   std::vector<std::uint64_t> copy_;  // overwrite: the payload copied out of its slot
 };
 
