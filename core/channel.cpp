@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "system.hpp"
 
@@ -277,9 +278,14 @@ void release_role(SpscRole& role, std::uint64_t token, std::uint64_t serial) noe
                                      std::memory_order_relaxed);
 }
 
-void ChannelCore::close() noexcept {
+void ChannelCore::close() const noexcept {
   RingCommon& c = common();
+  // relaxed: needed only by a receiver that finishes our close if we die;
+  // it reaches sleepers through the release of the wake below, and pollers
+  // eventually (a dead process's stores are all visible).
+  c.closer.store(current_identity(), std::memory_order_relaxed);
   if (topology_ == Topology::mpmc) MpmcRing(ring()).close_tickets();  // later claims fail
+  SLEET_FAULT_POINT("close.begun");
   // A CAS, so that a second closer can never move kClosed back to kClosing.
   // release: pairs with refuses_sends() (acquire); relaxed on failure: the
   // state is already past kOpen and we read nothing through it.
@@ -288,6 +294,8 @@ void ChannelCore::close() noexcept {
                                    std::memory_order_relaxed);
   heavy_fence();             // pairs with the sender's light_fence() after in_send = 1
   c.space_ec.notify_slow();  // senders asleep on a full ring wake up and see kClosing
+  c.data_ec.notify_slow();   // receivers asleep see `closer`: they wait in slices until kClosed
+  SLEET_FAULT_POINT("close.closing");
   if (topology_ == Topology::spsc) {
     // A send that missed kClosing is still publishing: wait for it, unless
     // its process died (then nothing more will be published).

@@ -1,5 +1,6 @@
 // The slow paths of the mpmc ring (include/sleet/detail/mpmc_ring.hpp):
-// the process table and the recovery of slots held by dead processes.
+// the process table and the recovery of slots held by dead processes; and
+// the recovery helpers every ring shares (ring_common.hpp).
 #include "sleet/detail/mpmc_ring.hpp"
 
 namespace sleet::detail {
@@ -26,6 +27,12 @@ bool stuck_for_long(const void* slot, std::uint64_t word) noexcept {
   if (now - watch.since < kRecoverAfter) return false;
   watch.since = now;
   return true;
+}
+
+bool RingCommon::close_abandoned() const noexcept {
+  // relaxed: the identity needs no order (see close_in_progress()).
+  const std::uint64_t who = closer.load(std::memory_order_relaxed);
+  return who != 0 && !is_closed() && !identity_alive(who);
 }
 
 std::uint32_t MpmcRing::attach() noexcept {

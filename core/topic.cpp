@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/process.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "system.hpp"
@@ -344,11 +345,16 @@ bool TopicCore::unstick(std::uint64_t t) const noexcept {
   return done;
 }
 
-void TopicCore::close() noexcept {
+void TopicCore::close() const noexcept {
   TopicControl& ctl = ring_.control();
+  // relaxed: as in ChannelCore::close(): for a subscriber that finishes our
+  // close if we die, reached through the release of the wake below.
+  ctl.common.closer.store(current_identity(), std::memory_order_relaxed);
   // acq_rel: later claims see the bit (their CAS fails); subscribers that see
   // it (acquire) see the tickets claimed before it.
   ctl.head.fetch_or(kTopicClosedBit, std::memory_order_acq_rel);
+  ctl.common.data_ec.notify_slow();  // subscribers asleep see `closer`: they wait in slices until kClosed
+  SLEET_FAULT_POINT("topic.close");
   // release: after the head bit, so a subscriber that sees kClosed (acquire,
   // try_peek's cheap check) then reads head with the final ticket.
   ctl.common.closed.store(kClosed, std::memory_order_release);

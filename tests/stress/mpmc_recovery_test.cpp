@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "ipc/ipc_support.hpp"
+#include "ipc/kill_board.hpp"
 #include "sleet/channel.hpp"
 #include "sleet/loan.hpp"
 
@@ -31,67 +32,9 @@ using sleet::test::patience;
 using sleet::test::scaled;
 using sleet::test::SharedMemory;
 
-constexpr std::uint32_t kMaxIncarnations = 512;
-constexpr std::uint32_t kPerIncarnation = 1u << 15;
-
-struct BigMsg {
-  std::uint32_t incarnation;
-  std::uint32_t seq;
-  std::uint64_t check;
-  std::uint64_t fill[30];  // 256 bytes: a wide window for a kill mid-copy
-};
+using BigMsg = sleet::test::StampedMsg<30>;  // 256 bytes: a wide window for a kill mid-copy
 static_assert(sizeof(BigMsg) == 256);
-
-BigMsg make_big(std::uint32_t inc, std::uint32_t seq) {
-  BigMsg m{inc, seq, 0, {}};
-  for (std::size_t i = 0; i < 30; ++i) m.fill[i] = sleet::test::mix(inc * 1000003ull + seq + i);
-  m.check = sleet::test::mix(m.fill[0] ^ m.fill[29] ^ seq);
-  return m;
-}
-bool intact(const BigMsg& m) {
-  if (m.incarnation >= kMaxIncarnations || m.seq >= kPerIncarnation) return false;
-  const BigMsg want = make_big(m.incarnation, m.seq);
-  return std::memcmp(&want, &m, sizeof m) == 0;
-}
-
-struct Board {
-  std::atomic<std::uint32_t> confirmed[kMaxIncarnations];  // sends that returned, per incarnation
-  std::atomic<std::uint8_t> seen[kMaxIncarnations][kPerIncarnation];
-  std::atomic<std::uint64_t> torn;
-  std::atomic<std::uint64_t> duplicates;
-  std::atomic<std::uint64_t> out_of_order;
-  std::atomic<std::uint64_t> received;
-};
-
-[[noreturn]] void run_producer(const std::string& name, Board& b, std::uint32_t inc) {
-  auto ch = sleet::Channel<BigMsg>::open(name);
-  for (std::uint32_t seq = 0; seq < kPerIncarnation; ++seq) {
-    if (!ch.send_for(make_big(inc, seq), std::chrono::seconds(30))) ::_exit(3);
-    b.confirmed[inc].store(seq + 1, std::memory_order_release);
-  }
-  for (;;) ::pause();  // done: wait for the kill
-}
-
-[[noreturn]] void run_consumer(const std::string& name, Board& b) {
-  auto ch = sleet::Channel<BigMsg>::open(name);
-  std::vector<std::int64_t> last(kMaxIncarnations, -1);
-  for (;;) {
-    std::optional<BigMsg> m;
-    try {
-      m = ch.receive();
-    } catch (const sleet::Error& e) {
-      ::_exit(e.code() == sleet::errc::closed ? 0 : 4);
-    }
-    if (!intact(*m)) {
-      b.torn.fetch_add(1);
-      continue;
-    }
-    if (static_cast<std::int64_t>(m->seq) <= last[m->incarnation]) b.out_of_order.fetch_add(1);
-    last[m->incarnation] = m->seq;
-    if (b.seen[m->incarnation][m->seq].fetch_add(1) != 0) b.duplicates.fetch_add(1);
-    b.received.fetch_add(1, std::memory_order_relaxed);
-  }
-}
+using Board = sleet::test::KillBoard<BigMsg, 512, 1u << 15>;
 
 }  // namespace
 
@@ -106,8 +49,8 @@ TEST_CASE("mpmc kill campaign: random SIGKILLs of producers and consumers never 
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-      if (producer) run_producer(c.name, *board, inc);
-      run_consumer(c.name, *board);
+      if (producer) board->produce(c.name, inc);
+      board->consume(c.name);
     }
     return pid;
   };
@@ -117,7 +60,7 @@ TEST_CASE("mpmc kill campaign: random SIGKILLs of producers and consumers never 
   std::mt19937 rng(20261202);
   const std::uint64_t kills = scaled(150, 40);
   std::uint64_t consumer_kills = 0;
-  for (std::uint64_t k = 0; k < kills && next_inc + 2 < kMaxIncarnations; ++k) {
+  for (std::uint64_t k = 0; k < kills && next_inc + 2 < Board::kIncarnations; ++k) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 19));
     const bool producer = rng() % 2 == 0;
     auto& side = producer ? producers : consumers;
@@ -148,13 +91,8 @@ TEST_CASE("mpmc kill campaign: random SIGKILLs of producers and consumers never 
     CHECK(WEXITSTATUS(status) == 0);
   }
 
-  std::uint64_t missing = 0;
-  std::uint64_t confirmed = 0;
-  for (std::uint32_t i = 0; i < next_inc; ++i) {
-    const std::uint32_t n = board->confirmed[i].load();
-    confirmed += n;
-    for (std::uint32_t s = 0; s < n; ++s) missing += board->seen[i][s].load() == 0;
-  }
+  const std::uint64_t confirmed = board->confirmed_total(next_inc);
+  const std::uint64_t missing = board->missing(next_inc);
   const auto st = ch.stats();
   INFO("kills " << kills << " (consumers " << consumer_kills << "), producer incarnations " << next_inc
                 << ", confirmed sends " << confirmed << ", received " << board->received.load()

@@ -109,7 +109,7 @@ class ChannelCore : public MessagingCore {
   std::uint64_t serial() const noexcept { return serial_; }
 
   // The two-phase close (see the essay). Idempotent, any process.
-  void close() noexcept;
+  void close() const noexcept;
   // Whether close() has begun: sends are refused from then on.
   bool closed() const noexcept { return common().refuses_sends(); }
 

@@ -6,8 +6,9 @@
 // child of fork() an inherited port looks its process's entry up again.
 //
 // Every try first does what it came for; only when it finds nothing does
-// it look whether a dead process holds the slot it waits on, and a wait
-// whose ring shows such a slot sleeps in slices of kRecoverAfter.
+// it look whether a dead process holds the slot it waits on. A dead process
+// wakes nobody, so a sender's wait always sleeps in slices of kRecoverAfter
+// and a receiver's does whenever a sender holds the slot it waits on.
 //
 // Closing needs no bracket here: close() sets the closed bit in the ticket
 // counter, so every ticket below the final one was claimed before the close
@@ -56,13 +57,17 @@ class MpmcPort : public PeekWaits<MpmcPort> {
     if (SLEET_LIKELY(p != Poll::empty)) return p;
     return wait_claim(core, n, out, deadline);
   }
+  // Always in slices of kRecoverAfter: the slot a sender waits for holds
+  // the previous lap, and a receiver may take it and die without waking
+  // anyone. (A sender blocked on a full ring is woken by every release
+  // anyway; the slices add at most 100 wakes a second while it waits.)
   SLEET_NOINLINE Poll wait_claim(const ChannelCore& core, std::uint32_t n, Claim& out,
                                  Deadline deadline) {
     core.count_full();
     for (;;) {
       const Poll p = block_on(
-          common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(), slice(deadline, true),
-          common_->send_sleeps);
+          common_->space_ec, [&] { return try_claim(core, n, out); }, core.spin(),
+          std::min(deadline, Clock::now() + kRecoverAfter), common_->send_sleeps);
       if (p != Poll::empty || Clock::now() >= deadline) return p;
     }
   }
@@ -97,12 +102,24 @@ class MpmcPort : public PeekWaits<MpmcPort> {
     if (SLEET_LIKELY(static_cast<bool>(r))) return Poll::ready;
     return try_peek_empty(r);
   }
-  // The receivers' wait, in slices while a dead sender may hold the slot
-  // they wait on (nobody else would wake them).
+  // The receivers' wait, in slices while a sender holds the slot they wait
+  // on (it may die there, and nobody else would wake them). A slot taken by
+  // a sender during an unsliced wait ends that wait (the wake of any later
+  // publish makes the re-check see it), and the wait goes on in slices.
   template <class Core, class Stop>
   SLEET_NOINLINE Poll wait_peek(const Core& core, Record& r, Deadline deadline, Stop& stop) {
     for (;;) {
-      const Poll p = PeekWaits<MpmcPort>::wait_peek(core, r, slice(deadline, false), stop);
+      const bool held = ring_.consumer_stuck();
+      bool became_held = false;
+      auto stop_or_held = [&] {
+        if (stop()) return true;
+        if (held || !ring_.consumer_stuck()) return false;
+        became_held = true;  // not a stop: leaves the unsliced wait
+        return true;
+      };
+      const Deadline until = held ? std::min(deadline, Clock::now() + kRecoverAfter) : deadline;
+      const Poll p = PeekWaits<MpmcPort>::wait_peek(core, r, until, stop_or_held);
+      if (became_held) continue;
       if (p != Poll::empty || Clock::now() >= deadline) return p;
     }
   }
@@ -149,13 +166,6 @@ class MpmcPort : public PeekWaits<MpmcPort> {
     if (r) return Poll::ready;
     return ring_.drained() ? Poll::closed : Poll::empty;
   }
-  // The deadline of one sleep: kRecoverAfter while the slot waited on is
-  // held by someone (who may be dead), else the caller's.
-  Deadline slice(Deadline deadline, bool producer) const noexcept {
-    const bool held = producer ? ring_.producer_stuck() : ring_.consumer_stuck();
-    return held ? std::min(deadline, Clock::now() + kRecoverAfter) : deadline;
-  }
-
   MpmcRing ring_;
   RingCommon* common_ = nullptr;
   std::uint32_t me_ = kUntracked;

@@ -59,9 +59,11 @@
 // position CASes fail, and the value below the bit is the final ticket;
 // consumers drain up to it. A producer that took slot t but finds the bit
 // set on a position not yet past t gives the slot back and reports closed:
-// its ticket is at or past the final one, so nobody would receive it. The
-// closer that set the bit stores the final ticket plus one in `final_ticket`
-// (0: not stored yet); a second closer waits until it is there.
+// its ticket is at or past the final one, so nobody would receive it.
+// Every closer stores the final ticket plus one in `final_ticket` (0: not
+// stored yet): the position is frozen once the bit is set, so they all store
+// the same value, and a closer that died between the two steps leaves
+// nothing for the next one to wait for.
 //
 // Dead processes
 // Every process that uses the ring takes an entry in `processes` (its
@@ -100,6 +102,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/platform.hpp"
 #include "sleet/detail/process.hpp"
@@ -237,6 +240,7 @@ class MpmcRing {
                                                          std::memory_order_relaxed))) {
           std::uint64_t e = pos;
           // relaxed: a position (a failure means a helper moved it, or close).
+          SLEET_FAULT_POINT("mpmc.claim");
           if (SLEET_UNLIKELY(!c_->enqueue_pos.compare_exchange_strong(e, pos + 1, std::memory_order_relaxed,
                                                                       std::memory_order_relaxed)) &&
               e == (pos | kClosedBit)) {
@@ -260,6 +264,7 @@ class MpmcRing {
   // Finishes the claimed slot with `size` bytes of payload; it is visible
   // at once (no wake-up: publish()).
   SLEET_INLINE void commit(const Claim& cl, std::uint32_t size) noexcept {
+    SLEET_FAULT_POINT("mpmc.commit");
     cl.slot->size = size;
     // release (2): the payload is complete before consumers see the slot;
     // pairs with the acquire (3) in peek().
@@ -302,6 +307,7 @@ class MpmcRing {
         // relaxed: (3) read the value this replaces.
         if (SLEET_LIKELY(s->word.compare_exchange_strong(w, word(pos, kReading, me), std::memory_order_relaxed,
                                                          std::memory_order_relaxed))) {
+          SLEET_FAULT_POINT("mpmc.take");
           std::uint64_t e = pos;
           // relaxed: a position (a failure means a helper moved it).
           c_->dequeue_pos.compare_exchange_strong(e, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed);
@@ -329,6 +335,7 @@ class MpmcRing {
   }
   // Frees the slot for the next lap (no wake-up: release()).
   SLEET_INLINE void consume(const Take& t) noexcept {
+    SLEET_FAULT_POINT("mpmc.consume");
     // release (4): we are done reading; pairs with the acquire (1).
     t.slot->word.store(word(t.ticket + mask_ + 1, kFree, 0), std::memory_order_release);
   }
@@ -352,13 +359,14 @@ class MpmcRing {
 
   // ---- recovery (slow paths; see "Dead processes") ----
 
-  // A slot a consumer waits on that a producer holds (writing, at
-  // dequeue_pos), or one a producer waits on that a consumer holds (reading,
-  // the previous lap at enqueue_pos): the candidates for recovery.
+  // Whether the slot a consumer waits on is held by a producer (writing, at
+  // dequeue_pos): a candidate for recovery. (Producers always wait in
+  // slices: see MpmcPort::wait_claim().)
   bool consumer_stuck() const noexcept { return held_at(c_->dequeue_pos, 0, kWriting); }
-  bool producer_stuck() const noexcept { return held_at(c_->enqueue_pos, mask_ + 1, kReading); }
-  // Recovers that slot if it stayed held, unchanged, for kRecoverAfter (as
-  // seen by this thread) and its owner's process is gone. True if it did.
+  // Recovers the slot a consumer waits on (writing, at dequeue_pos) or the
+  // one a producer waits on (reading, the previous lap at enqueue_pos) if it
+  // stayed held, unchanged, for kRecoverAfter (as seen by this thread) and
+  // its owner's process is gone. True if it did.
   bool unstick_consumer(std::uint32_t me) noexcept { return unstick(c_->dequeue_pos, 0, kWriting, me); }
   bool unstick_producer(std::uint32_t me) noexcept { return unstick(c_->enqueue_pos, mask_ + 1, kReading, me); }
   // Takes over the slot of `ticket` if it is held (writing or reading) by a
@@ -367,24 +375,18 @@ class MpmcRing {
 
   // ---- anyone ----
 
-  // Makes every later claim fail; returns the final ticket.
+  // Makes every later claim fail; returns the final ticket. Any number of
+  // closers may run it, at once or after one died half-way: once the bit is
+  // set, enqueue_pos never changes again (every claim and helper moves it
+  // by a CAS of the whole word), so each closer reads the same final ticket
+  // and stores the same value.
   std::uint64_t close_tickets() noexcept {
     // relaxed: the bit only makes later CASes fail (they compare the whole
     // word); nothing is published through it. The final ticket is published
     // by the release store below.
-    const std::uint64_t old = c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_relaxed);
-    if (old & kClosedBit) {
-      // Another closer set the bit: wait for it to store the value (two
-      // instructions away in that closer).
-      for (;;) {
-        // acquire: pairs with the release store below.
-        const std::uint64_t f = c_->final_ticket.load(std::memory_order_acquire);
-        if (f != 0) return f - 1;
-        yield_cpu();
-      }
-    }
-    const std::uint64_t final_ticket = old & ~kClosedBit;
-    // release: pairs with the acquire loads here and in final().
+    const std::uint64_t final_ticket = c_->enqueue_pos.fetch_or(kClosedBit, std::memory_order_relaxed) & ~kClosedBit;
+    SLEET_FAULT_POINT("mpmc.close");
+    // release: pairs with the acquire in final().
     c_->final_ticket.store(final_ticket + 1, std::memory_order_release);
     return final_ticket;
   }

@@ -72,6 +72,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/platform.hpp"
 #include "sleet/detail/ring_common.hpp"
 
@@ -143,7 +144,10 @@ class SpscRing {
       : c_(static_cast<SpscControl*>(at)),
         data_(static_cast<std::byte*>(at) + sizeof(SpscControl)),
         bytes_(c_->bytes),
-        mask_(c_->bytes - 1),
+        // Clearing the low bits keeps every header access 8-byte aligned
+        // even when a damaged segment holds an unaligned head or tail (the
+        // ring's own steps are multiples of 8): free, the AND is there anyway.
+        mask_((c_->bytes - 1) & ~(kHeader - 1)),
         max_size_(c_->max_message_size) {}
 
   SpscControl& control() const noexcept { return *c_; }
@@ -219,6 +223,7 @@ class SpscRing {
   // Ends a batch: publishes everything committed and wakes a sleeping consumer.
   SLEET_INLINE void publish() noexcept {
     if (SLEET_LIKELY(pending_)) {
+      SLEET_FAULT_POINT("spsc.publish");
       // release (1): the batch is complete before its first header is seen;
       // pairs with the acquire (2) in peek().
       header(pending_pos_).store(pending_header_, std::memory_order_release);
@@ -295,6 +300,7 @@ class SpscRing {
   // Ends a batch: returns the space of everything consumed and wakes a
   // sleeping producer.
   SLEET_INLINE void release() noexcept {
+    SLEET_FAULT_POINT("spsc.release");
     c_->received.store(received_, std::memory_order_relaxed);  // relaxed: statistics
     // release (3): we are done reading; pairs with the acquire (4) in claim().
     c_->head.store(head_, std::memory_order_release);

@@ -27,6 +27,7 @@
 
 #include "sleet/detail/broadcast_ring.hpp"
 #include "sleet/detail/channel_core.hpp"
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/messaging_core.hpp"
 #include "sleet/detail/process.hpp"
@@ -85,7 +86,7 @@ class TopicCore : public MessagingCore {
     return cursor < h && !ring_.published(cursor);
   }
 
-  void close() noexcept;
+  void close() const noexcept;
   bool closed() const noexcept {
     // acquire: pairs with the fetch_or in close().
     return (ring_.control().head.load(std::memory_order_acquire) & kTopicClosedBit) != 0;
@@ -143,6 +144,7 @@ class PublisherPort {
         break;
       }
     }
+    SLEET_FAULT_POINT("topic.claim");
     // Only overwrite needs the odd mark: under block no subscriber reads a
     // slot before it holds the ticket that subscriber waits for.
     if (overwrite_) ring_.begin_write(h);
