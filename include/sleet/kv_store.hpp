@@ -120,6 +120,25 @@ class KvStore {
     return get_key<V>(key, k);
   }
 
+  // The value of `key` undecoded: its codec's bytes into `out` (resized to
+  // them) and the fingerprint of its type, for a reader that decodes the
+  // encoding itself (the Python binding reads an encoded sleet::Dynamic
+  // straight into Python objects, and learns a value's type in the same
+  // lookup). std::nullopt if the key is missing. The bytes are as
+  // untrusted as any read from the segment: the caller decodes them with
+  // its bounds checked.
+  std::optional<std::uint64_t> get_encoded(std::string_view key, std::vector<std::byte>& out) const {
+    detail::KvKey k;
+    make_key(key, k);
+    std::vector<std::uint64_t>& buf = scratch(1);
+    detail::KvSink sink{&buf};
+    const detail::KvFound r = read(k, &sink);
+    if (!r.found) return std::nullopt;
+    const auto* p = reinterpret_cast<const std::byte*>(buf.data());
+    out.assign(p, p + r.len);
+    return r.fp;
+  }
+
   // Batch get: fn(i, std::optional<V>) for each keys[i], in order. The
   // lookups of up to kBatch keys at a time are started together (their
   // metadata lines, then their slots, are prefetched) so that their cache
