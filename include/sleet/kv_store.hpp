@@ -16,7 +16,11 @@
 // overflow area (KvOptions::overflow_bytes): then larger values live there,
 // as long as it has room.
 //
-// Reads (get, get_many, get_or, contains, snapshot, for_each) are lock-free,
+// get_encoded() reads a value undecoded (its codec's bytes and its type
+// fingerprint), for readers that decode the encoding themselves (the
+// Python binding).
+//
+// Reads (get, get_many, get_or, get_encoded, contains, snapshot, for_each) are lock-free,
 // never write shared memory and never wait for a writer: see
 // detail/kv_table.hpp for the layout (tags probed first, key and value in
 // one or two adjacent lines) and the seqlock that makes a killed writer
