@@ -8,7 +8,11 @@ baseline, then the next round; the ratio is baseline / sleet per round,
 reported as the median with its range):
   round trip    two processes, a small dict there and back: sleet.Pipe vs multiprocessing.Pipe
                 (", spin 0": both ends with set_spin(0), sleeping at once instead of
-                busy-waiting 50 us: better when processes outnumber CPUs)
+                busy-waiting 50 us: better when processes outnumber CPUs;
+                ", pinned": both sides of both mechanisms pinned to CPUs 0 and 1, so the
+                two processes never share a CPU: what the mechanisms cost without the
+                scheduler's choice of placing them on one CPU, which costs two context
+                switches a round trip)
   one-way       small dicts from one process to another: sleet.Channel vs multiprocessing.Queue
   store get     a child reads a key: sleet.KvStore.get vs a multiprocessing.Manager().dict() lookup
   binding       Python Channel(int).send + try_receive vs the same C++ calls (cpp_send_receive_ns)
@@ -32,7 +36,29 @@ PREFIX = "pybench.%d." % os.getpid()
 
 # --- round trip ---------------------------------------------------------
 
-def sleet_echo(name, n, spin):
+class Pinned:
+    """Pins this process to one CPU for a block (cpu None: leaves it alone)."""
+
+    def __init__(self, cpu):
+        self.cpu = cpu
+
+    def __enter__(self):
+        if self.cpu is not None:
+            self.saved = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.cpu})
+
+    def __exit__(self, *exc):
+        if self.cpu is not None:
+            os.sched_setaffinity(0, self.saved)
+
+
+def pin_child(pinned):
+    if pinned:
+        os.sched_setaffinity(0, {1})
+
+
+def sleet_echo(name, n, spin, pinned=False):
+    pin_child(pinned)
     end = sleet.Pipe.open(name, "b")
     if spin is not None:
         end.set_spin(spin)
@@ -40,42 +66,45 @@ def sleet_echo(name, n, spin):
         end.send(end.receive())
 
 
-def mp_echo(conn, n):
+def mp_echo(conn, n, pinned=False):
+    pin_child(pinned)
     for _ in range(n):
         conn.send(conn.recv())
 
 
-def round_trip_sleet(n, spin=None):
+def round_trip_sleet(n, spin=None, pinned=False):
     name = PREFIX + "rt"
     a, b = sleet.Pipe.create(name, capacity=64)
     if spin is not None:
         a.set_spin(spin)
-    p = CTX.Process(target=sleet_echo, args=(name, n + 1, spin))
+    p = CTX.Process(target=sleet_echo, args=(name, n + 1, spin, pinned))
     p.start()
-    a.send(MSG)
-    a.receive()  # the child is up
-    t0 = time.perf_counter()
-    for _ in range(n):
+    with Pinned(0 if pinned else None):
         a.send(MSG)
-        a.receive()
-    t = time.perf_counter() - t0
+        a.receive()  # the child is up
+        t0 = time.perf_counter()
+        for _ in range(n):
+            a.send(MSG)
+            a.receive()
+        t = time.perf_counter() - t0
     p.join()
     del a, b
     sleet.Pipe.remove(name)
     return t / n
 
 
-def round_trip_mp(n):
+def round_trip_mp(n, pinned=False):
     here, there = CTX.Pipe(duplex=True)
-    p = CTX.Process(target=mp_echo, args=(there, n + 1))
+    p = CTX.Process(target=mp_echo, args=(there, n + 1, pinned))
     p.start()
-    here.send(MSG)
-    here.recv()
-    t0 = time.perf_counter()
-    for _ in range(n):
+    with Pinned(0 if pinned else None):
         here.send(MSG)
         here.recv()
-    t = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(n):
+            here.send(MSG)
+            here.recv()
+        t = time.perf_counter() - t0
     p.join()
     return t / n
 
@@ -220,14 +249,16 @@ def main():
     k = 10 if args.quick else 1
     cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True,
                          text=True).stdout.strip()
-    rows = {"round trip": [], "round trip, spin 0": [], "one-way": [], "one-way, spin 0": [], "store get": [],
-            "binding": []}
+    rows = {"round trip": [], "round trip, spin 0": [], "round trip, pinned": [], "one-way": [], "one-way, spin 0": [],
+            "store get": [], "binding": []}
     times = {key: ([], []) for key in rows}
     manager = CTX.Manager()
     for r in range(args.rounds):
         for key, ours, theirs in (
             ("round trip", lambda: round_trip_sleet(20000 // k), lambda: round_trip_mp(20000 // k)),
             ("round trip, spin 0", lambda: round_trip_sleet(20000 // k, 0.0), lambda: round_trip_mp(20000 // k)),
+            ("round trip, pinned", lambda: round_trip_sleet(20000 // k, pinned=True),
+             lambda: round_trip_mp(20000 // k, pinned=True)),
             ("one-way", lambda: one_way_sleet(200000 // k), lambda: one_way_mp(200000 // k)),
             ("one-way, spin 0", lambda: one_way_sleet(200000 // k, 0.0), lambda: one_way_mp(200000 // k)),
             ("store get", lambda: store_get_sleet(200000 // k), lambda: store_get_mp(20000 // k, manager)),
@@ -248,6 +279,7 @@ def main():
         "|---|---|---|---|---|",
     ]
     base = {"round trip": "multiprocessing.Pipe", "round trip, spin 0": "multiprocessing.Pipe",
+            "round trip, pinned": "multiprocessing.Pipe (pinned too)",
             "one-way": "multiprocessing.Queue", "one-way, spin 0": "multiprocessing.Queue",
             "store get": "Manager().dict() lookup", "binding": "C++ send+try_receive"}
     for key in rows:

@@ -16,7 +16,11 @@
 // overflow area (KvOptions::overflow_bytes): then larger values live there,
 // as long as it has room.
 //
-// Reads (get, get_many, get_or, contains, snapshot, for_each) are lock-free,
+// get_encoded() reads a value undecoded (its codec's bytes and its type
+// fingerprint), for readers that decode the encoding themselves (the
+// Python binding).
+//
+// Reads (get, get_many, get_or, get_encoded, contains, snapshot, for_each) are lock-free,
 // never write shared memory and never wait for a writer: see
 // detail/kv_table.hpp for the layout (tags probed first, key and value in
 // one or two adjacent lines) and the seqlock that makes a killed writer
@@ -118,6 +122,25 @@ class KvStore {
     detail::KvKey k;
     make_key(key, k);
     return get_key<V>(key, k);
+  }
+
+  // The value of `key` undecoded: its codec's bytes into `out` (resized to
+  // them) and the fingerprint of its type, for a reader that decodes the
+  // encoding itself (the Python binding reads an encoded sleet::Dynamic
+  // straight into Python objects, and learns a value's type in the same
+  // lookup). std::nullopt if the key is missing. The bytes are as
+  // untrusted as any read from the segment: the caller decodes them with
+  // its bounds checked.
+  std::optional<std::uint64_t> get_encoded(std::string_view key, std::vector<std::byte>& out) const {
+    detail::KvKey k;
+    make_key(key, k);
+    std::vector<std::uint64_t>& buf = scratch(1);
+    detail::KvSink sink{&buf};
+    const detail::KvFound r = read(k, &sink);
+    if (!r.found) return std::nullopt;
+    const auto* p = reinterpret_cast<const std::byte*>(buf.data());
+    out.assign(p, p + r.len);
+    return r.fp;
   }
 
   // Batch get: fn(i, std::optional<V>) for each keys[i], in order. The

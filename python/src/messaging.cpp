@@ -7,6 +7,12 @@
 // Fast paths keep the GIL: a send that finds room and a receive that finds
 // a message never release it (releasing and retaking costs more than the
 // call). Only a call that has to wait goes through wait_sliced().
+//
+// Channels, pipes and subscribers of objects move bytes: a value is
+// encoded by wire.hpp into the exact bytes a C++ Channel<Dynamic> reads,
+// and a record is decoded from its bytes, with no sleet::Dynamic in
+// between. Topics still publish through Conv<Dynamic> (Topic<T> has no
+// byte-level publish).
 #include <pybind11/stl.h>
 
 #include <sleet/channel.hpp>
@@ -17,29 +23,79 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "fast.hpp"
+#include "wire.hpp"
 
 namespace sleet::py_binding {
 
 namespace {
 
+// The end a wrapped object sends from (`tx`) or receives on, for the
+// object path: a channel's one, a pipe's two, a subscriber's one.
+template <class T>
+detail::ChannelEnd& end_of(Channel<T>& c, bool) noexcept { return c.base(); }
+template <class T>
+detail::ChannelEnd& end_of(Pipe<T>& p, bool tx) noexcept { return (tx ? p.sending() : p.receiving()).base(); }
+template <class T>
+detail::SubscriberEnd& end_of(Subscriber<T>& s, bool) noexcept { return s.base(); }
+
+// Objects (C++ Dynamic) skip the Dynamic tree (wire.hpp): a record is
+// copied out of the ring as bytes (Codec<RawBytes>, the bridge's raw path)
+// and decoded with the GIL held, so a wait without the GIL never touches
+// Python objects. Returns nullopt when nothing came (at once if !wait,
+// else within `timeout`).
+template <class Obj>
+std::optional<py::object> receive_object(Obj& o, const Ctx& ctx, bool wait, std::optional<double> timeout) {
+  auto& end = end_of(o, false);
+  wire::Buffer buf;
+  auto take = [&](detail::Wait w) {
+    const detail::Poll p =
+        end.visit([&](auto& core, auto& port) { return detail::receive_one(core, port, buf.raw(), w); });
+    if (SLEET_UNLIKELY(p == detail::Poll::closed)) end.core().throw_closed();
+    return p == detail::Poll::ready;
+  };
+  if (!take(detail::Wait::no())) {
+    if (!wait) {
+      // Empty: the typed call re-arms notify_fd()'s descriptor, as a typed
+      // try_receive does (a message that came meanwhile is taken the old way).
+      if (auto v = o.try_receive()) return Conv<Dynamic>::to(*v, ctx);
+      return std::nullopt;
+    }
+    auto step = [&](std::chrono::nanoseconds s) { return take(detail::Wait::to(detail::deadline_after(s))); };
+    if (!wait_sliced(step, timeout)) return std::nullopt;
+  }
+  return wire::decode(buf.data(), buf.size(), ctx);
+}
+
+// One message of T, or nullopt as receive_object().
+template <class T, class Obj>
+std::optional<py::object> receive_value(Obj& o, const Ctx& ctx, bool wait, std::optional<double> timeout) {
+  if constexpr (std::is_same_v<T, Dynamic>) {
+    return receive_object(o, ctx, wait, timeout);
+  } else {
+    if (auto v = o.try_receive()) return Conv<T>::to(*v, ctx);
+    if (!wait) return std::nullopt;
+    auto r = wait_sliced([&o](std::chrono::nanoseconds s) { return o.receive_for(s); }, timeout);
+    if (!r) return std::nullopt;
+    return Conv<T>::to(*r, ctx);
+  }
+}
+
 // Receiving, the same for a channel, a pipe end and a subscriber.
 template <class T, class Obj>
 py::object receive(Obj& o, const Ctx& ctx, std::optional<double> timeout) {
-  if (auto v = o.try_receive()) return Conv<T>::to(*v, ctx);
-  auto r = wait_sliced([&o](std::chrono::nanoseconds s) { return o.receive_for(s); }, timeout);
+  auto r = receive_value<T>(o, ctx, true, timeout);
   if (!r) throw_timeout(ctx.label, timeout);
-  return Conv<T>::to(*r, ctx);
+  return std::move(*r);
 }
 template <class T, class Obj>
 py::object receive_or(Obj& o, const Ctx& ctx, std::optional<double> timeout, py::object fallback) {
-  if (auto v = o.try_receive()) return Conv<T>::to(*v, ctx);
-  auto r = wait_sliced([&o](std::chrono::nanoseconds s) { return o.receive_for(s); }, timeout);
-  return r ? Conv<T>::to(*r, ctx) : fallback;
+  auto r = receive_value<T>(o, ctx, true, timeout);
+  return r ? std::move(*r) : fallback;
 }
 template <class T, class Obj>
 py::object try_receive(Obj& o, const Ctx& ctx, py::object fallback) {
-  if (auto v = o.try_receive()) return Conv<T>::to(*v, ctx);
-  return fallback;
+  auto r = receive_value<T>(o, ctx, false, std::nullopt);
+  return r ? std::move(*r) : fallback;
 }
 
 // Sending: try_send/send_for, or try_publish/publish_for for a topic.
@@ -48,6 +104,40 @@ void send_sliced(TrySend&& try_send, SendFor&& send_for, const Ctx& ctx, std::op
   if (try_send()) return;
   if (!wait_sliced(send_for, timeout)) {
     throw Error(errc::timeout, ctx.label + ": still full after the timeout of " + std::to_string(*timeout) + " s");
+  }
+}
+
+// Sends `v` from a channel or pipe end; with !wait only if there is room
+// (returns whether it sent). Objects are encoded straight into bytes
+// (wire.hpp), sent with Codec<RawBytes>: one exact claim and a copy.
+template <class T, class Obj>
+bool send_value(Obj& o, py::handle v, const Ctx& ctx, bool wait, std::optional<double> timeout) {
+  if constexpr (std::is_same_v<T, Dynamic>) {
+    wire::Buffer buf;
+    wire::encode(v.ptr(), ctx, buf.bytes());
+    auto& end = end_of(o, true);
+    auto put = [&](detail::Wait w) {
+      const detail::Poll p = end.visit(
+          [&](auto& core, auto& port) { return detail::send_one(core, port, std::as_const(buf.raw()), w); });
+      if (SLEET_UNLIKELY(p == detail::Poll::closed)) end.core().throw_closed();
+      return p == detail::Poll::ready;
+    };
+    auto try_put = [&] {
+      if (put(detail::Wait::no())) return true;
+      end.core().count_full();  // as Channel::try_send does
+      return false;
+    };
+    if (!wait) return try_put();
+    send_sliced(try_put,
+                [&](std::chrono::nanoseconds s) { return put(detail::Wait::to(detail::deadline_after(s))); }, ctx,
+                timeout);
+    return true;
+  } else {
+    const T t = Conv<T>::from(v, ctx);
+    if (!wait) return o.try_send(t);
+    send_sliced([&] { return o.try_send(t); }, [&](std::chrono::nanoseconds s) { return o.send_for(t, s); }, ctx,
+                timeout);
+    return true;
   }
 }
 
@@ -95,17 +185,14 @@ template <class T, class W>
 PyObject* fast_send(void* o, PyObject* const* a, Py_ssize_t n) {
   check_args("send", n, 1, 2);
   W& w = *static_cast<W*>(o);
-  const T t = Conv<T>::from(a[0], w.ctx);
-  auto& x = target(w);
-  send_sliced([&] { return x.try_send(t); }, [&](std::chrono::nanoseconds s) { return x.send_for(t, s); }, w.ctx,
-              timeout_arg(a, n, 1));
+  send_value<T>(target(w), a[0], w.ctx, true, timeout_arg(a, n, 1));
   Py_RETURN_NONE;
 }
 template <class T, class W>
 PyObject* fast_try_send(void* o, PyObject* const* a, Py_ssize_t n) {
   check_args("try_send", n, 1, 1);
   W& w = *static_cast<W*>(o);
-  return PyBool_FromLong(target(w).try_send(Conv<T>::from(a[0], w.ctx)) ? 1 : 0);
+  return PyBool_FromLong(send_value<T>(target(w), a[0], w.ctx, false, std::nullopt) ? 1 : 0);
 }
 template <class T, class W>
 PyObject* fast_receive(void* o, PyObject* const* a, Py_ssize_t n) {
@@ -205,13 +292,9 @@ void bind_kind(py::module_& m, const std::string& kind) {
           py::arg("name"), py::arg("pickle"))
       .def(
           "send",
-          [](C& c, py::handle v, std::optional<double> timeout) {
-            const T t = Conv<T>::from(v, c.ctx);
-            send_sliced([&] { return c.ch.try_send(t); }, [&](std::chrono::nanoseconds s) { return c.ch.send_for(t, s); },
-                 c.ctx, timeout);
-          },
+          [](C& c, py::handle v, std::optional<double> timeout) { send_value<T>(c.ch, v, c.ctx, true, timeout); },
           py::arg("value"), py::arg("timeout") = py::none())
-      .def("try_send", [](C& c, py::handle v) { return c.ch.try_send(Conv<T>::from(v, c.ctx)); })
+      .def("try_send", [](C& c, py::handle v) { return send_value<T>(c.ch, v, c.ctx, false, std::nullopt); })
       .def(
           "receive", [](C& c, std::optional<double> t) { return receive<T>(c.ch, c.ctx, t); },
           py::arg("timeout") = py::none())
@@ -254,13 +337,9 @@ void bind_kind(py::module_& m, const std::string& kind) {
           py::arg("name"), py::arg("end"), py::arg("pickle"))
       .def(
           "send",
-          [](P& p, py::handle v, std::optional<double> timeout) {
-            const T t = Conv<T>::from(v, p.ctx);
-            send_sliced([&] { return p.get().try_send(t); },
-                 [&](std::chrono::nanoseconds s) { return p.get().send_for(t, s); }, p.ctx, timeout);
-          },
+          [](P& p, py::handle v, std::optional<double> timeout) { send_value<T>(p.get(), v, p.ctx, true, timeout); },
           py::arg("value"), py::arg("timeout") = py::none())
-      .def("try_send", [](P& p, py::handle v) { return p.get().try_send(Conv<T>::from(v, p.ctx)); })
+      .def("try_send", [](P& p, py::handle v) { return send_value<T>(p.get(), v, p.ctx, false, std::nullopt); })
       .def(
           "receive", [](P& p, std::optional<double> t) { return receive<T>(p.get(), p.ctx, t); },
           py::arg("timeout") = py::none())

@@ -15,6 +15,7 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "fast.hpp"
+#include "wire.hpp"
 
 namespace sleet::py_binding {
 namespace {
@@ -83,6 +84,30 @@ double cpp_send_receive_ns(const std::string& name, std::size_t n) {
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(n);
 }
 
+// For python/tests/test_wire.py only: both encoders and both decoders of
+// an object, so a test can prove wire.hpp writes cereal's bytes.
+py::bytes wire_encode(py::handle o, bool pickle) {
+  wire::Buffer buf;
+  wire::encode(o.ptr(), Ctx{"wire test", pickle}, buf.bytes());
+  return py::bytes(reinterpret_cast<const char*>(buf.data()), buf.size());
+}
+py::bytes cereal_encode(py::handle o, bool pickle) {
+  const Dynamic d = Conv<Dynamic>::from(o, Ctx{"wire test", pickle});
+  std::vector<std::byte> out(Codec<Dynamic>::encode(d, nullptr, 0));  // measured, then written
+  Codec<Dynamic>::encode(d, out.data(), out.size());
+  return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+}
+py::object wire_decode(const py::bytes& b, bool pickle) {
+  const std::string_view s = b;
+  return wire::decode(reinterpret_cast<const std::byte*>(s.data()), s.size(), Ctx{"wire test", pickle});
+}
+py::object cereal_decode(const py::bytes& b, bool pickle) {
+  const std::string_view s = b;
+  Dynamic d;
+  Codec<Dynamic>::decode(reinterpret_cast<const std::byte*>(s.data()), s.size(), d);
+  return Conv<Dynamic>::to(d, Ctx{"wire test", pickle});
+}
+
 }  // namespace
 }  // namespace sleet::py_binding
 
@@ -134,6 +159,10 @@ PYBIND11_MODULE(_sleet, m) {
     }
     return out;
   });
+  m.def("_wire_encode", &sb::wire_encode, py::arg("value"), py::arg("pickle") = false);
+  m.def("_cereal_encode", &sb::cereal_encode, py::arg("value"), py::arg("pickle") = false);
+  m.def("_wire_decode", &sb::wire_decode, py::arg("data"), py::arg("pickle") = false);
+  m.def("_cereal_decode", &sb::cereal_decode, py::arg("data"), py::arg("pickle") = false);
   m.def("cpp_send_receive_ns", &sb::cpp_send_receive_ns, py::arg("channel"), py::arg("n"));
   sb::bind_messaging(m);
   sb::bind_store(m);

@@ -3,15 +3,13 @@
 // A Python value is stored as the C++ type a C++ reader would ask for: str
 // as std::string, int as std::int64_t, float as double, bool as bool, bytes
 // as std::vector<std::uint8_t>, sleet.Message as sleet::Message, anything
-// else as sleet::Dynamic. get() has to find which one a key holds: it
-// tries the type it last saw for that key first (a small per-object map,
-// so a steady reader makes one lookup), then the others.
+// else as sleet::Dynamic. get() reads a value's bytes with its type
+// fingerprint in one lookup (KvStore::get_encoded) and decodes them as
+// that type; a Dynamic goes straight to Python objects (wire.hpp).
 #include <pybind11/stl.h>
 
 #include <array>
-#include <mutex>
 #include <type_traits>
-#include <unordered_map>
 
 #include <sleet/kv_store.hpp>
 
@@ -19,6 +17,7 @@
 #include "blocking.hpp"
 #include "convert.hpp"
 #include "fast.hpp"
+#include "wire.hpp"
 
 namespace sleet::py_binding {
 namespace {
@@ -58,6 +57,24 @@ Kind kind_of(py::handle h) {
   return Kind::dynamic;
 }
 
+// The kind whose C++ type has fingerprint `fp` (as KvStore stores it).
+std::optional<Kind> kind_of_fingerprint(std::uint64_t fp) {
+  static const auto kFingerprints = [] {
+    std::array<std::uint64_t, kKinds.size()> a{};
+    for (std::size_t i = 0; i < kKinds.size(); ++i) {
+      a[i] = with_type(kKinds[i], [](auto t) {
+        using V = typename decltype(t)::type;
+        return detail::fingerprint<V>(Codec<V>::name);
+      });
+    }
+    return a;
+  }();
+  for (std::size_t i = 0; i < kKinds.size(); ++i) {
+    if (kFingerprints[i] == fp) return kKinds[i];
+  }
+  return std::nullopt;
+}
+
 class PyKv {
  public:
   PyKv(KvStore kv, bool pickle) : kv_(std::move(kv)), ctx_{"store '" + std::string(kv_.name()) + "'", pickle} {}
@@ -68,33 +85,31 @@ class PyKv {
       using V = typename decltype(t)::type;
       kv_.set(key, Conv<V>::from(v, ctx_));
     });
-    remember(key, k);
   }
 
+  // One lookup: the value's bytes and type fingerprint (get_encoded), then
+  // the decoder of that type; a Dynamic straight into Python objects
+  // (wire.hpp).
   py::object get(const std::string& key, py::object fallback) {
-    const Kind first = hint(key);
-    std::optional<Error> mismatch;
-    auto try_kind = [&](Kind k) -> std::optional<py::object> {
-      try {
-        return with_type(k, [&](auto t) -> std::optional<py::object> {
-          using V = typename decltype(t)::type;
-          auto v = kv_.get<V>(key);
-          if (!v) return py::object(fallback);
-          remember(key, k);
-          return Conv<V>::to(*v, ctx_);
-        });
-      } catch (const Error& e) {
-        if (e.value() != errc::type_mismatch) throw;
-        mismatch = e;
-        return std::nullopt;
-      }
-    };
-    if (auto r = try_kind(first)) return *r;
-    for (Kind k : kKinds) {
-      if (k == first) continue;
-      if (auto r = try_kind(k)) return *r;
+    wire::Buffer buf;
+    const std::optional<std::uint64_t> fp = kv_.get_encoded(key, buf.bytes());
+    if (!fp) return fallback;
+    const std::optional<Kind> k = kind_of_fingerprint(*fp);
+    if (!k) return get_typed(key, fallback);  // throws the type mismatch
+    try {
+      if (*k == Kind::dynamic) return wire::decode(buf.data(), buf.size(), ctx_);
+      return with_type(*k, [&](auto t) -> py::object {
+        using V = typename decltype(t)::type;
+        V v{};
+        Codec<V>::decode(buf.data(), buf.size(), v);
+        return Conv<V>::to(v, ctx_);
+      });
+    } catch (const Error& e) {
+      if (e.value() != errc::decode_failed) throw;
+      // Read again through the typed get, whose error names the store and
+      // the key (and which returns the value if a writer replaced it meanwhile).
+      return get_typed(key, fallback);
     }
-    throw *mismatch;  // a C++ type Python has no mapping for
   }
 
   // {key: value} of every entry; values of C++ types Python cannot read
@@ -121,7 +136,7 @@ class PyKv {
   // fn(old or None) -> new, atomically; new must be of the stored value's
   // type (or, for a missing key, the type fn(None) returns).
   py::object update(const std::string& key, py::function fn) {
-    Kind k = hint(key);
+    Kind k = Kind::dynamic;
     bool found = false;
     for (Kind c : kKinds) {  // the stored type, if any
       found = with_type(c, [&](auto t) {
@@ -153,7 +168,6 @@ class PyKv {
           return Conv<V>::from(fn(old ? Conv<V>::to(*old, ctx_) : py::none()), ctx_);
         });
       }
-      remember(key, k);
       return get(key, py::none());
     });
   }
@@ -177,22 +191,27 @@ class PyKv {
   const Ctx& ctx() const noexcept { return ctx_; }
 
  private:
-  Kind hint(const std::string& key) {
-    std::lock_guard lock(mu_);
-    const auto it = hints_.find(key);
-    return it == hints_.end() ? Kind::str : it->second;
+  // get() by trying each type in turn: errc::type_mismatch for a value of a
+  // C++ type Python has no mapping for.
+  py::object get_typed(const std::string& key, py::object fallback) {
+    std::optional<Error> mismatch;
+    for (Kind k : kKinds) {
+      try {
+        return with_type(k, [&](auto t) -> py::object {
+          using V = typename decltype(t)::type;
+          auto v = kv_.get<V>(key);
+          return v ? Conv<V>::to(*v, ctx_) : fallback;
+        });
+      } catch (const Error& e) {
+        if (e.value() != errc::type_mismatch) throw;
+        mismatch = e;
+      }
+    }
+    throw *mismatch;
   }
-  void remember(const std::string& key, Kind k) {
-    std::lock_guard lock(mu_);
-    // Bounded: a reader of many keys keeps hints for the first ones only.
-    if (hints_.size() < kMaxHints || hints_.count(key) != 0) hints_[key] = k;
-  }
-  static constexpr std::size_t kMaxHints = 4096;
 
   KvStore kv_;
   Ctx ctx_;
-  std::mutex mu_;  // hints_ (update() calls back into Python from other threads)
-  std::unordered_map<std::string, Kind> hints_;
 };
 
 // The fast methods (fast.hpp): get(key, default=None), set(key, value).

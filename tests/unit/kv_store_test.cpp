@@ -246,6 +246,34 @@ TEST_CASE("KvStore: snapshot and for_each with KvEntry::is/as", "[kv]") {
                     {"i", "int"}, {"s", "std::string"}, {"v", by_key.at("v").type_name}});
 }
 
+TEST_CASE("KvStore: get_encoded gives a value's codec bytes and type fingerprint", "[kv]") {
+  const std::string name = unique_name("kv.encoded");
+  Cleanup cleanup(name);
+  auto kv = KvStore::create(name, {.capacity = 32, .max_value_size = 64, .overflow_bytes = 4096});
+  std::vector<std::byte> bytes(3, std::byte{0x55});  // resized to the value, whatever it held
+  CHECK_FALSE(kv.get_encoded("missing", bytes).has_value());
+
+  kv.set("i", 42);
+  auto fp = kv.get_encoded("i", bytes);
+  REQUIRE(fp.has_value());
+  CHECK(*fp == sleet::detail::fingerprint<int>(sleet::Codec<int>::name));
+  REQUIRE(bytes.size() == sizeof(int));
+  int i = 0;
+  sleet::Codec<int>::decode(bytes.data(), bytes.size(), i);
+  CHECK(i == 42);
+
+  // A value in the overflow area (larger than max_value_size) too.
+  const std::string big(1000, 'x');
+  kv.set("s", big);
+  fp = kv.get_encoded("s", bytes);
+  REQUIRE(fp.has_value());
+  CHECK(*fp == sleet::detail::fingerprint<std::string>(sleet::Codec<std::string>::name));
+  CHECK(bytes.size() == sizeof(std::uint64_t) + big.size());
+  std::string s;
+  sleet::Codec<std::string>::decode(bytes.data(), bytes.size(), s);
+  CHECK(s == big);
+}
+
 TEST_CASE("KvStore: clear, then reuse", "[kv]") {
   const std::string name = unique_name("kv.clear");
   Cleanup cleanup(name);
