@@ -1,7 +1,7 @@
 // KvStore: the write side — stripe and overflow locks (owner words of
-// detail/owner_word.hpp), inserts, updates through the stripe's spare buffer, overflow runs, erase, clear, and the
-// repairs after a dead writer. Layout and numbered synchronization pairs:
-// detail/kv_table.hpp.
+// detail/owner_word.hpp), inserts, updates through the stripe's spare
+// buffer, overflow runs, erase, clear, and the repairs after a dead writer.
+// Layout and numbered synchronization pairs: detail/kv_table.hpp.
 #include <cstring>
 
 #include "kv_internal.hpp"

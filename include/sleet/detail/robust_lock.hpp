@@ -11,20 +11,20 @@
 //   word == start << 32 | tid | kWaiters   held, someone may sleep on it
 //
 // lock:   CAS 0 -> lock_word(me) (fast path). Otherwise spin for the spin
-//         budget (spin_owner_word(), owner_word.hpp: pauses, then yields,
-//         a dead owner taken over), then set kWaiters and futex_wait on
-//         the low half. A
-//         locker that has slept takes the lock with kWaiters set, since
-//         others may still sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
+//         budget (spin_owner_word(), owner_word.hpp: pauses, then yields),
+//         then set kWaiters and futex_wait on the low half. A locker that
+//         has slept takes the lock with kWaiters set, since others may
+//         still sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
 // unlock: exchange 0; futex_wake one sleeper if kWaiters was set.
 //
 // Dead owners. The word names its owner at every instant, completely: one
 // CAS takes the lock and records who took it, so there is no window in
-// which a holder is unknown or half-known. Once one owner has held the lock
-// for kOwnerCheck while a locker waits (and before a timed lock or try_lock
-// gives up), the locker checks that identity (identity_alive(): the tid
-// runs and started at the recorded tick, so a recycled tid is not it). If it
-// is gone, the locker takes the lock over with one CAS from the dead
+// which a holder is unknown or half-known. During the spin (every
+// kOwnerCheckTries tries past the pure spin), once one owner has held the
+// lock for kOwnerCheck while a locker sleeps, and before a timed lock or
+// try_lock gives up, the locker checks that identity (identity_alive():
+// the tid runs and started at the recorded tick, so a recycled tid is not
+// it). If it is gone, the locker takes the lock over with one CAS from the dead
 // owner's word to its own (two lockers cannot both win it: try_owner_word()
 // of owner_word.hpp, the one dead-owner take-over of sleet), sets `dirty`,
 // and reports LockState::owner_died so the caller can repair what the lock
