@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "sleet/detail/fault.hpp"
+#include "sleet/detail/owner_word.hpp"
 #include "sleet/detail/type_name.hpp"
 #include "system.hpp"
 
@@ -251,17 +252,17 @@ std::uint64_t ChannelCore::claim_role(SpscRole& role, const char* what) const {
                   std::string("spsc channel already has a live ") + what +
                       " (another Channel object in this process)");
     }
-    if (cur != 0 && identity_alive(cur)) {
+    // Free, or held by a dead process: take it (owner_word.hpp; acquire on
+    // success, as above: a dead holder's ring stores were made visible by
+    // its last release store of the index). A role never waits.
+    const std::uint64_t before = cur;
+    if (try_owner_word(role.owner, me, cur) != OwnerTake::held) break;
+    if (cur == before) {  // unchanged: a live holder
       throw_error(errc::busy, label_,
                   std::string("spsc channel already has a live ") + what + " (pid " +
                       std::to_string(token_pid(cur)) + ")");
     }
-    // acquire on success: as above (a dead holder's ring stores were made
-    // visible by its last release store of the index). Failure reloads cur.
-    if (role.owner.compare_exchange_weak(cur, me, std::memory_order_acquire,
-                                         std::memory_order_acquire)) {
-      break;
-    }
+    // The word moved under the attempt (a claim or a release raced us): look again.
   }
   role.serial.store(serial_, std::memory_order_relaxed);  // relaxed: see above
   return me;

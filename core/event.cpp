@@ -16,12 +16,6 @@ namespace {
 
 const std::uint64_t kEventFingerprint = fnv1a("sleet::Event");
 
-std::string describe(std::string_view name) {
-  std::string s = "event '";
-  s.append(name).append("'");
-  return s;
-}
-
 }  // namespace
 
 Event::Event(Segment seg) : seg_(std::move(seg)) {
@@ -32,7 +26,7 @@ Event::Event(Segment seg) : seg_(std::move(seg)) {
 Event Event::create(std::string_view name, const EventOptions& options) {
   validate_name(name);
   if (options.spin.count() < 0) {
-    throw_error(errc::invalid_argument, describe(name), "spin must not be negative");
+    throw_error(errc::invalid_argument, object_label("event", name), "spin must not be negative");
   }
   const SegmentSpec spec{SegmentKind::event, sizeof(EventObject), kEventFingerprint,
                          "sleet::Event", options.permissions};
@@ -46,7 +40,7 @@ Event Event::create(std::string_view name, const EventOptions& options) {
 
 Event Event::open(std::string_view name) {
   Segment seg = Segment::open(name, SegmentKind::event, kEventFingerprint, "sleet::Event");
-  require_object_size(seg, sizeof(EventObject), describe(name));
+  require_object_size(seg, sizeof(EventObject), object_label("event", name));
   return Event(std::move(seg));
 }
 

@@ -126,12 +126,11 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
             0);
 }
 
-void EventCount::notify_slow() noexcept {
-  // release: a waiter that reads the new epoch (acquire, (2) in block_on)
+void EventWords::wake() const noexcept {
+  // release: a waiter that reads the new epoch (acquire, (2) in wait_event)
   // also sees the publication that preceded this notify.
-  epoch.fetch_add(1, std::memory_order_release);
-  wakes.fetch_add(1, std::memory_order_relaxed);  // stats only
-  futex_wake(&epoch, INT_MAX);
+  epoch->fetch_add(1, std::memory_order_release);
+  futex_wake(epoch, INT_MAX);
 }
 
 }  // namespace sleet::detail

@@ -3,8 +3,6 @@
 // detail/kv_table.hpp; the write side is in kv_write.cpp.
 #include "sleet/kv_store.hpp"
 
-#include <time.h>
-
 #include <climits>
 #include <cstring>
 
@@ -56,11 +54,7 @@ std::uint64_t object_bytes(const KvConfig& c) { return c.slots_offset + c.slots 
 
 }  // namespace
 
-std::string detail::kv_describe(std::string_view name) {
-  std::string s = "kv store '";
-  s.append(printable_name(name)).append("'");
-  return s;
-}
+std::string detail::kv_describe(std::string_view name) { return object_label("kv store", name); }
 
 std::string detail::kv_quoted(std::string_view key) {
   std::string s = "'";
@@ -246,13 +240,12 @@ std::vector<KvEntry> KvStore::snapshot() const {
     if (tag == kTagEmpty || tag == kTagFree) continue;
     KvSlot* s = view_.slot(i);
     for (;;) {
-      const std::uint64_t v1 = s->version.load(std::memory_order_acquire);  // (2)
+      const std::uint64_t v1 = seq_read_begin(s->version);  // (2)
       if (kv_state(s->state.load(std::memory_order_acquire)) != kKvLive) break;  // (6)
       // relaxed: validated by the version re-check below.
       const std::uint32_t klen = s->key_len.load(std::memory_order_relaxed);
       if (klen == 0 || klen > c.max_key_size) {
-        std::atomic_thread_fence(std::memory_order_acquire);  // (4)
-        if (s->version.load(std::memory_order_relaxed) != v1) continue;  // torn: re-read
+        if (!seq_read_valid(s->version, v1)) continue;  // (4): torn, re-read
         break;  // damaged: not an entry
       }
       key.len = klen;
@@ -262,8 +255,7 @@ std::vector<KvEntry> KvStore::snapshot() const {
       KvFound r;
       KvSink sink{&value};
       const KvDamage dmg = view_.copy_value(s, v1, key, &sink, r);
-      std::atomic_thread_fence(std::memory_order_acquire);  // (4)
-      if (s->version.load(std::memory_order_relaxed) != v1) continue;
+      if (!seq_read_valid(s->version, v1)) continue;  // (4)
       if (dmg != KvDamage::none) throw_damaged(key, dmg);
       KvEntry e;
       e.store = std::string(name());
@@ -330,23 +322,12 @@ bool KvStore::wait_for_change(std::string_view key, std::chrono::nanoseconds tim
   const KvFound before = read(k, nullptr);
   auto changed = [&] {
     const KvFound now = read(k, nullptr);
-    return now.found != before.found || now.slot != before.slot || now.version != before.version;
+    const bool moved = now.found != before.found || now.slot != before.slot || now.version != before.version;
+    return moved ? Poll::ready : Poll::empty;
   };
-  for (;;) {
-    // relaxed: ordered before the re-check by heavy_fence() (futex.hpp protocol).
-    stripe.watchers.fetch_add(1, std::memory_order_relaxed);
-    // acquire: a bump we read comes with the write that preceded it.
-    const std::uint32_t epoch = stripe.changes.load(std::memory_order_acquire);
-    heavy_fence();
-    bool done = changed();
-    if (!done && Clock::now() < deadline) {
-      futex_wait(&stripe.changes, epoch, deadline);
-      done = changed();
-    }
-    stripe.watchers.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as above
-    if (done) return true;
-    if (Clock::now() >= deadline) return false;
-  }
+  // The eventcount's waiter half; its partner is announce_change() (8).
+  // The caller's first look is `before`, so the wait starts at once.
+  return wait_event(stripe.events(), changed, deadline) == Poll::ready;
 }
 
 }  // namespace sleet

@@ -1,16 +1,14 @@
-// KvStore: the write side — stripe and overflow locks, inserts, updates
-// through the stripe's spare buffer, overflow runs, erase, clear, and the
-// repairs after a dead writer. Layout and numbered synchronization pairs:
-// detail/kv_table.hpp.
-#include <sched.h>
-#include <time.h>
-
-#include <climits>
+// KvStore: the write side — stripe and overflow locks (owner words of
+// detail/owner_word.hpp), inserts, updates through the stripe's spare
+// buffer, overflow runs, erase, clear, and the repairs after a dead writer.
+// Layout and numbered synchronization pairs: detail/kv_table.hpp.
 #include <cstring>
 
 #include "kv_internal.hpp"
 #include "sleet/detail/futex.hpp"
+#include "sleet/detail/owner_word.hpp"
 #include "sleet/detail/process.hpp"
+#include "sleet/detail/seqlock.hpp"
 #include "sleet/kv_store.hpp"
 #include "system.hpp"
 
@@ -20,58 +18,12 @@ using namespace detail;
 
 namespace {
 
-// A lock holder is inside a short write: spin this many tries first,
-constexpr unsigned kLockSpins = 128;
-// then yield up to this many tries, then nap kLockNap between tries.
-constexpr unsigned kLockYields = 1024;
-constexpr timespec kLockNap{0, 50'000};  // 50 us: the holder is slow or dead, not busy for long
-// After the spins, check the holder's liveness every this many tries.
-constexpr unsigned kLockCheckEvery = 64;
-
-// Takes a lock word that holds its owner's identity (stripes, the overflow
-// area). True if it was taken over from a dead owner: the caller repairs.
-bool lock_owner_word(std::atomic<std::uint64_t>& owner) {
-  const std::uint64_t me = current_identity();
-  for (unsigned tries = 0;; ++tries) {
-    std::uint64_t cur = 0;
-    // acquire (7): pairs with the release in unlock_owner_word().
-    if (owner.compare_exchange_weak(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
-      return false;
-    }
-    if (cur == 0) continue;
-    if (tries < kLockSpins) {
-      cpu_relax();
-      continue;
-    }
-    if (tries % kLockCheckEvery == 0 && !identity_alive(cur)) {
-      // acquire, as above: what the dead owner wrote is as visible as it
-      // will ever be; the CAS fails if another waiter took it first.
-      if (owner.compare_exchange_strong(cur, me, std::memory_order_acquire,
-                                        std::memory_order_relaxed)) {
-        return true;
-      }
-      continue;
-    }
-    if (tries < kLockYields) {
-      ::sched_yield();
-    } else {
-      ::nanosleep(&kLockNap, nullptr);
-    }
-  }
-}
-
-void unlock_owner_word(std::atomic<std::uint64_t>& owner) noexcept {
-  owner.store(0, std::memory_order_release);  // release (7)
-}
-
-// Tells wait_for_change() sleepers of this stripe that something changed.
-void announce_change(KvStripe& s) noexcept {
-  // release (8): a sleeper that reads the new count sees the write.
-  s.changes.fetch_add(1, std::memory_order_release);
-  light_fence();
-  // relaxed: the fence pairs with heavy_fence() in wait_for_change().
-  if (s.watchers.load(std::memory_order_relaxed) != 0) futex_wake(&s.changes, INT_MAX);
-}
+// Tells wait_for_change() and WaitSet sleepers of this stripe that
+// something changed (8): the eventcount's publisher half (futex.hpp). The
+// change itself was published by the release stores (1)/(5) before it; the
+// epoch moves only while someone watches, so a write nobody waits for
+// costs no read-modify-write here.
+void announce_change(KvStripe& s) noexcept { s.events().notify(); }
 
 // Only the stripe's lock holder writes its count.
 void add_count(KvStripe& s, std::int64_t delta) noexcept {
@@ -113,13 +65,13 @@ bool claimable(std::uint64_t state_word) noexcept {
 void write_inline(KvSlot* s, const KvConfig& c, const std::uint64_t* words, std::uint32_t len,
                   std::uint64_t fp) noexcept {
   const std::uint64_t v = s->version.load(std::memory_order_relaxed);  // relaxed: ours
-  // release (3): a reader still copying the buffer under an older version
-  // sees the version move if it sees any byte we write next.
-  std::atomic_thread_fence(std::memory_order_release);
+  // (3): a reader still copying the buffer under an older version sees
+  // the version move if it sees any byte we write next.
+  seq_begin_overwrite();
   store_words(s->value_words(c), words, (len + 7) / 8);
   s->value_len.store(len, std::memory_order_relaxed);  // relaxed: published by (1)
   s->value_fp.store(fp, std::memory_order_relaxed);
-  s->version.store(kv_next_version(v, kKvInline), std::memory_order_release);  // (1)
+  seq_publish(s->version, kv_next_version(v, kKvInline));  // (1)
 }
 
 // Raises the reach of `home` to at least `d` (release: pairs with the
@@ -392,13 +344,13 @@ void KvStore::Writer::write(const std::uint64_t* words, std::uint32_t len, std::
       const std::uint64_t v = s->version.load(std::memory_order_relaxed);  // relaxed: ours
       if (where == kKvInline) {
         stripe.pending.store(index + 1, std::memory_order_relaxed);  // relaxed: for a repairer
-        // release (3): a reader still copying the spare for an earlier
-        // write sees that slot's version move if it sees our bytes.
-        std::atomic_thread_fence(std::memory_order_release);
+        // (3): a reader still copying the spare for an earlier write sees
+        // that slot's version move if it sees our bytes.
+        seq_begin_overwrite();
         store_words(t.spare(stripe_), words, (len + 7) / 8);
         stripe.spare_len.store(len, std::memory_order_relaxed);  // relaxed: published by (1)
         stripe.spare_fp.store(fp, std::memory_order_relaxed);
-        s->version.store(kv_next_version(v, kKvSpare), std::memory_order_release);  // (1)
+        seq_publish(s->version, kv_next_version(v, kKvSpare));  // (1)
       }
       write_inline(s, c, words, len, fp);
       stripe.pending.store(0, std::memory_order_relaxed);  // relaxed: for a repairer
@@ -436,9 +388,9 @@ void KvStore::Writer::write(const std::uint64_t* words, std::uint32_t len, std::
                       std::to_string(largest_free_run(t) * kKvBlock) + " bytes");
     }
     std::uint64_t* head = t.run_words(run);
-    // release (3): a reader still copying a freed run that held another
-    // value sees that slot's version move if it sees our bytes.
-    std::atomic_thread_fence(std::memory_order_release);
+    // (3): a reader still copying a freed run that held another value sees
+    // that slot's version move if it sees our bytes.
+    seq_begin_overwrite();
     // relaxed (run words): published by (1).
     std::atomic_ref<std::uint64_t>(head[0]).store(len, std::memory_order_relaxed);
     std::atomic_ref<std::uint64_t>(head[1]).store(fp, std::memory_order_relaxed);
@@ -452,7 +404,7 @@ void KvStore::Writer::write(const std::uint64_t* words, std::uint32_t len, std::
     const std::uint64_t b = where >= kKvRun0 ? ((where - kKvRun0) ^ 1) : 0;
     s->tail(c).run[b].store(run, std::memory_order_relaxed);  // relaxed: published by (1)
     const std::uint64_t v = s->version.load(std::memory_order_relaxed);  // relaxed: ours
-    s->version.store(kv_next_version(v, kKvRun0 + b), std::memory_order_release);  // (1)
+    seq_publish(s->version, kv_next_version(v, kKvRun0 + b));  // (1)
   }
   free_run(t, old);
   clear_journal(o);
@@ -490,7 +442,7 @@ void KvStore::Writer::insert(const std::uint64_t* words, std::uint32_t len, std:
   // state against it (writers of other stripes take no lock we hold).
   const std::uint64_t bumped = kv_next_version(v, kKvInline);
   s->version.store(bumped, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_release);  // (3)
+  seq_begin_overwrite();  // (3)
   // relaxed (all): published by (1) and (5).
   s->key_len.store(static_cast<std::uint32_t>(key_.len), std::memory_order_relaxed);
   store_words(s->key_words(), key_.words, (key_.len + 7) / 8);
@@ -503,7 +455,7 @@ void KvStore::Writer::insert(const std::uint64_t* words, std::uint32_t len, std:
     s->tail(c).run[0].store(run, std::memory_order_relaxed);
     where = kKvRun0;
   }
-  s->version.store(kv_next_version(bumped, where), std::memory_order_release);  // (1)
+  seq_publish(s->version, kv_next_version(bumped, where));  // (1)
   s->state.store(kv_state_word(kKvLive, current_identity()), std::memory_order_release);  // (5)
   KvStripe& stripe = t.stripes[stripe_];
   add_count(stripe, 1);

@@ -15,12 +15,6 @@ namespace {
 
 const std::uint64_t kMutexFingerprint = fnv1a("sleet::Mutex");
 
-std::string describe(std::string_view name) {
-  std::string s = "mutex '";
-  s.append(name).append("'");
-  return s;
-}
-
 }  // namespace
 
 Mutex::Mutex(Segment seg) : seg_(std::move(seg)) {
@@ -31,7 +25,7 @@ Mutex::Mutex(Segment seg) : seg_(std::move(seg)) {
 Mutex Mutex::create(std::string_view name, const MutexOptions& options) {
   validate_name(name);
   if (options.spin.count() < 0) {
-    throw_error(errc::invalid_argument, describe(name), "spin must not be negative");
+    throw_error(errc::invalid_argument, object_label("mutex", name), "spin must not be negative");
   }
   const SegmentSpec spec{SegmentKind::mutex, sizeof(MutexObject), kMutexFingerprint,
                          "sleet::Mutex", options.permissions};
@@ -43,7 +37,7 @@ Mutex Mutex::create(std::string_view name, const MutexOptions& options) {
 
 Mutex Mutex::open(std::string_view name) {
   Segment seg = Segment::open(name, SegmentKind::mutex, kMutexFingerprint, "sleet::Mutex");
-  require_object_size(seg, sizeof(MutexObject), describe(name));
+  require_object_size(seg, sizeof(MutexObject), object_label("mutex", name));
   return Mutex(std::move(seg));
 }
 
@@ -73,16 +67,16 @@ LockResult Mutex::finish(LockState state, std::string_view op) {
     case LockState::acquired: return LockResult::acquired;
     case LockState::owner_died: return LockResult::owner_died;
     case LockState::self_deadlock:
-      throw_error(errc::busy, describe(name()),
+      throw_error(errc::busy, object_label("mutex", name()),
                   std::string(op) + ": already held by this thread (it would wait for itself)");
     case LockState::timeout: break;
   }
-  throw_error(errc::timeout, describe(name()), std::string(op) + ": timed out");
+  throw_error(errc::timeout, object_label("mutex", name()), std::string(op) + ": timed out");
 }
 
 void Mutex::throw_not_owner() const {
   const int owner = identity_pid(object_->lock.owner());
-  throw_error(errc::not_owner, describe(name()),
+  throw_error(errc::not_owner, object_label("mutex", name()),
               "unlock by thread " + std::to_string(current_tid()) + ", which does not hold it (" +
                   (owner == 0 ? std::string("it is not locked")
                               : "held by thread " + std::to_string(owner)) +

@@ -10,9 +10,7 @@ namespace sleet::detail {
 namespace {
 
 std::string pipe_label(std::string_view name, const char* direction) {
-  std::string s = "pipe '";
-  s.append(name).append("' (").append(direction).append(")");
-  return s;
+  return object_label("pipe", name).append(" (").append(direction).append(")");
 }
 
 }  // namespace

@@ -30,12 +30,6 @@ namespace {
 using detail::SegmentHeader;
 using detail::SegmentKind;
 
-std::string describe(std::string_view name) {
-  std::string s = "sleet segment '";
-  s.append(detail::printable_name(name)).append("'");
-  return s;
-}
-
 // ---- per-kind readers ----
 //
 // A reader gets the object part of a segment whose header checked out, and
@@ -347,7 +341,7 @@ struct Opened {
 
 void open_checked(std::string_view name, Opened& o) {
   detail::validate_name(name);
-  const std::string what = describe(name);
+  const std::string what = detail::object_label("sleet segment", name);
   const std::string path = detail::shm_path(name);
   // O_NOFOLLOW: a symlink under our prefix is not ours to follow.
   o.fd.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -436,7 +430,7 @@ bool remove_object(std::string_view name, RemoveWhen when) {
     if (!detail::lock_if_unused(o.fd.fd)) {
       ObjectInfo info;
       read_liveness(o.copy.header(), true, info);
-      detail::throw_error(errc::busy, describe(name), "in use (" + users_of(info) + ")");
+      detail::throw_error(errc::busy, detail::object_label("sleet segment", name), "in use (" + users_of(info) + ")");
     }
     struct stat named {};
     const std::string path = detail::shm_path(name);

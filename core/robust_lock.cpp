@@ -1,6 +1,9 @@
 // RobustLock slow paths: spinning, sleeping, and taking over from a dead
-// owner. The protocol is described in detail/robust_lock.hpp.
+// owner. The protocol is described in detail/robust_lock.hpp; the owner
+// word's take-over and pacing in detail/owner_word.hpp (its nap is here).
 #include "sleet/detail/robust_lock.hpp"
+
+#include <time.h>
 
 #include <algorithm>
 
@@ -8,26 +11,27 @@
 
 namespace sleet::detail {
 
-bool RobustLock::take_over(std::uint64_t seen, std::uint64_t me) noexcept {
-  if (identity_alive(word_owner(seen))) return false;
-  // acquire: whatever the dead owner wrote is as visible as it will ever
-  // be; the CAS fails if anyone else changed the word since we looked.
-  if (!word.compare_exchange_strong(seen, lock_word(me) | (seen & kWaiters),
-                                    std::memory_order_acquire, std::memory_order_relaxed)) {
-    return false;
-  }
+void owner_nap() noexcept {
+  constexpr auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(kOwnerNap).count();
+  constexpr timespec nap{0, ns};
+  ::nanosleep(&nap, nullptr);
+}
+
+LockState RobustLock::taken(OwnerTake t, LockState busy) noexcept {
+  if (t == OwnerTake::acquired) return LockState::acquired;
+  if (t == OwnerTake::held) return busy;
   // relaxed: read only by the holder (us) until unlock()'s release.
   dirty.store(1, std::memory_order_relaxed);
   recoveries.fetch_add(1, std::memory_order_relaxed);  // stats
-  return true;
+  return LockState::owner_died;
 }
 
 LockState RobustLock::try_lock(std::uint64_t me) noexcept {
   if (try_lock_fast(me)) return LockState::acquired;
-  const std::uint64_t seen = word.load(std::memory_order_relaxed);  // relaxed: take_over CASes
-  if (seen == 0) return try_lock_fast(me) ? LockState::acquired : LockState::timeout;
+  // relaxed: try_owner_word()'s acquire CAS decides.
+  std::uint64_t seen = word.load(std::memory_order_relaxed);
   if ((seen & ~kWaiters) == lock_word(me)) return LockState::self_deadlock;
-  return take_over(seen, me) ? LockState::owner_died : LockState::timeout;
+  return taken(try_owner_word<LockWordEncoding>(word, me, seen), LockState::timeout);
 }
 
 LockState RobustLock::lock_slow(std::uint64_t me, Deadline deadline,
@@ -36,14 +40,10 @@ LockState RobustLock::lock_slow(std::uint64_t me, Deadline deadline,
   // relaxed loads below: each decision is confirmed by an acquire CAS.
   if ((word.load(std::memory_order_relaxed) & ~kWaiters) == mine) return LockState::self_deadlock;
   if (spin.count() > 0) {
-    const Deadline spin_end = std::min(deadline, Clock::now() + spin);
-    for (unsigned i = 1;; ++i) {
-      cpu_relax();
-      if (word.load(std::memory_order_relaxed) == 0 && try_lock_fast(me)) {
-        return LockState::acquired;
-      }
-      if ((i & 63) == 0 && Clock::now() >= spin_end) break;
-    }
+    std::uint64_t seen = 0;
+    const OwnerTake t = spin_owner_word<LockWordEncoding>(
+        word, me, std::min(deadline, Clock::now() + spin), seen);
+    if (t != OwnerTake::held) return taken(t, LockState::timeout);
   }
   // The owner is checked once it has held the lock for kOwnerCheck while we
   // waited (measured here, so wake-ups by signals or other lockers do not
@@ -77,9 +77,13 @@ LockState RobustLock::lock_slow(std::uint64_t me, Deadline deadline,
     }
     const bool timed_out = now >= deadline;
     if (timed_out || now - watched_since >= kOwnerCheck) {
-      if (take_over(seen, me)) return LockState::owner_died;
+      // seen != 0 here: one take-over attempt if its owner is dead.
+      std::uint64_t probe = seen;
+      const OwnerTake t = try_owner_word<LockWordEncoding>(word, me, probe);
+      if (t != OwnerTake::held) return taken(t, LockState::timeout);
       if (timed_out) return LockState::timeout;
       watched_since = now;  // alive: look again after another period
+      if (probe != seen) continue;  // the word moved under the attempt: look again
     }
     sleeps.fetch_add(1, std::memory_order_relaxed);  // stats
     // The low half of `seen` is what the futex compares (kWaiters and the tid).

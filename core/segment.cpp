@@ -41,12 +41,6 @@ const char* to_string(SegmentKind k) noexcept {
 
 namespace {
 
-std::string describe(std::string_view name) {
-  std::string s = "sleet segment '";
-  s.append(printable_name(name)).append("'");
-  return s;
-}
-
 // Closes a descriptor on every path out of a scope, unless released.
 struct Fd {
   int fd = -1;
@@ -71,7 +65,7 @@ std::uint64_t realtime_ns() {
 // Maps exactly `size` bytes; the caller checked them against the file.
 std::byte* map(int fd, std::uint64_t size, std::string_view name) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-  if (p == MAP_FAILED) throw_errno(errno, describe(name), "mmap");
+  if (p == MAP_FAILED) throw_errno(errno, object_label("sleet segment", name), "mmap");
   return static_cast<std::byte*>(p);
 }
 
@@ -357,7 +351,7 @@ void Segment::register_user() noexcept {
 Segment Segment::create(std::string_view name, const SegmentSpec& spec,
                         const std::function<void(std::byte* object)>& init) {
   validate_name(name);
-  const std::string what = describe(name);
+  const std::string what = object_label("sleet segment", name);
   if ((spec.permissions & ~0777u) != 0) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "permissions 0%o are out of range (0 to 0777)", spec.permissions);
@@ -421,7 +415,7 @@ Segment Segment::create(std::string_view name, const SegmentSpec& spec,
 Segment Segment::open(std::string_view name, SegmentKind kind, std::uint64_t fingerprint,
                       std::string_view type_name) {
   validate_name(name);
-  const std::string what = describe(name);
+  const std::string what = object_label("sleet segment", name);
   raise_fd_limit();
   const std::string shm = shm_name(name);
   Fd fd{::shm_open(shm.c_str(), O_RDWR | O_CLOEXEC, 0)};
@@ -464,7 +458,7 @@ void require_object_size(const Segment& segment, std::uint64_t expected, std::st
 
 bool remove_segment(std::string_view name, SegmentKind kind) {
   validate_name(name);
-  const std::string what = describe(name);
+  const std::string what = object_label("sleet segment", name);
   const std::string path = shm_path(name);
   // O_NOFOLLOW: a symlink under our prefix is not ours to follow.
   Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
@@ -493,7 +487,7 @@ bool Segment::remove(std::string_view name) {
   const std::string shm = shm_name(name);
   if (::shm_unlink(shm.c_str()) == 0) return true;
   if (errno == ENOENT) return false;
-  throw_errno(errno, describe(name), "shm_unlink");
+  throw_errno(errno, object_label("sleet segment", name), "shm_unlink");
 }
 
 }  // namespace sleet::detail

@@ -16,12 +16,6 @@ namespace {
 
 const std::uint64_t kSemaphoreFingerprint = fnv1a("sleet::Semaphore");
 
-std::string describe(std::string_view name) {
-  std::string s = "semaphore '";
-  s.append(name).append("'");
-  return s;
-}
-
 }  // namespace
 
 Semaphore::Semaphore(Segment seg) : seg_(std::move(seg)) {
@@ -32,7 +26,7 @@ Semaphore::Semaphore(Segment seg) : seg_(std::move(seg)) {
 Semaphore Semaphore::create(std::string_view name, std::uint32_t initial,
                             const SemaphoreOptions& options) {
   validate_name(name);
-  const std::string what = describe(name);
+  const std::string what = object_label("semaphore", name);
   if (options.max == 0 || options.max > kSemaphoreMax) {
     throw_error(errc::invalid_argument, what,
                 "max " + std::to_string(options.max) + " is out of range [1, 2^31-1]");
@@ -56,7 +50,7 @@ Semaphore Semaphore::create(std::string_view name, std::uint32_t initial,
 Semaphore Semaphore::open(std::string_view name) {
   Segment seg =
       Segment::open(name, SegmentKind::semaphore, kSemaphoreFingerprint, "sleet::Semaphore");
-  require_object_size(seg, sizeof(SemaphoreObject), describe(name));
+  require_object_size(seg, sizeof(SemaphoreObject), object_label("semaphore", name));
   return Semaphore(std::move(seg));
 }
 
@@ -85,7 +79,7 @@ void Semaphore::release(std::uint32_t n) {
   std::uint32_t c = o.count.load(std::memory_order_relaxed);  // relaxed: the CAS decides
   do {
     if (n > o.max - c) {
-      throw_error(errc::full, describe(name()),
+      throw_error(errc::full, object_label("semaphore", name()),
                   "release(" + std::to_string(n) + ") would raise the count " +
                       std::to_string(c) + " past its max " + std::to_string(o.max));
     }

@@ -1,5 +1,6 @@
 // StoredValue: layouts, creation and the two-buffer seqlock of SharedValue
-// and SharedArray (protocol in detail/stored_value.hpp).
+// and SharedArray (protocol in detail/stored_value.hpp; its steps and word
+// copies in detail/seqlock.hpp).
 #include "sleet/detail/stored_value.hpp"
 
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "sleet/detail/process.hpp"
+#include "sleet/detail/seqlock.hpp"
 #include "system.hpp"
 
 namespace sleet::detail {
@@ -16,32 +18,7 @@ namespace {
 constexpr std::uint64_t kMaxElementSize = std::uint64_t{1} << 20;
 
 std::string describe_segment(SegmentKind kind, std::string_view name) {
-  std::string s = kind == SegmentKind::array ? "shared array '" : "shared value '";
-  s.append(name).append("'");
-  return s;
-}
-
-// Copies whole 8-byte words with relaxed atomic accesses: a reader may copy
-// a buffer while a writer rewrites it (the seqlock then discards the copy),
-// and atomic words keep that race defined. Buffers are 64-byte aligned and
-// their sizes multiples of 64.
-void load_words(void* out, const std::byte* from, std::size_t size) noexcept {
-  auto* src = reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(from));
-  auto* dst = static_cast<unsigned char*>(out);
-  for (std::size_t off = 0; off < size; off += 8) {
-    const std::uint64_t w = std::atomic_ref<std::uint64_t>(src[off / 8]).load(std::memory_order_relaxed);
-    std::memcpy(dst + off, &w, size - off < 8 ? size - off : 8);
-  }
-}
-
-void store_words(std::byte* to, const void* in, std::size_t size) noexcept {
-  auto* dst = reinterpret_cast<std::uint64_t*>(to);
-  const auto* src = static_cast<const unsigned char*>(in);
-  for (std::size_t off = 0; off < size; off += 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, src + off, size - off < 8 ? size - off : 8);
-    std::atomic_ref<std::uint64_t>(dst[off / 8]).store(w, std::memory_order_relaxed);
-  }
+  return object_label(kind == SegmentKind::array ? "shared array" : "shared value", name);
 }
 
 }  // namespace
@@ -131,13 +108,11 @@ void StoredValue::read(void* out) const noexcept {
     // acquire: pairs with the writer's release of `index`; buffer i was
     // complete when it was published.
     const std::uint32_t i = s.index.load(std::memory_order_acquire) & 1u;
-    // acquire: the copy below is not hoisted above this load.
-    const std::uint32_t s1 = s.seq[i].load(std::memory_order_acquire);
+    // (2) of seqlock.hpp: acquire, so the copy is not hoisted above it.
+    const std::uint32_t s1 = seq_read_begin(s.seq[i]);
     if ((s1 & 1u) == 0) {
-      load_words(out, buffer(i), size);
-      // acquire fence: the copy's loads are ordered before the re-read.
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (s.seq[i].load(std::memory_order_relaxed) == s1) return;
+      load_bytes(out, buffer(i), size);
+      if (seq_read_valid(s.seq[i], s1)) return;  // (4)
     }
     cpu_relax();
   }
@@ -149,13 +124,14 @@ void StoredValue::write_locked(const void* in) const noexcept {
   const std::uint32_t b = (s.index.load(std::memory_order_relaxed) & 1u) ^ 1u;
   // Odd while writing; a dead writer may have left it odd already.
   const std::uint32_t odd = (s.seq[b].load(std::memory_order_relaxed) + 1) | 1u;
-  s.seq[b].store(odd, std::memory_order_relaxed);
-  // release fence: a reader that sees any of the words below also sees odd.
-  std::atomic_thread_fence(std::memory_order_release);
-  store_words(buffer(b), in, config().element_size);
-  // release: the words are complete before seq is even again and before
-  // readers are directed to buffer b.
-  s.seq[b].store(odd + 1, std::memory_order_release);
+  s.seq[b].store(odd, std::memory_order_relaxed);  // relaxed: ordered by the fence (3)
+  // (3): a reader that sees any of the words below also sees odd.
+  seq_begin_overwrite();
+  store_bytes(buffer(b), in, config().element_size);
+  // (1): the words are complete before seq is even again.
+  seq_publish(s.seq[b], odd + 1);
+  // release: and before readers are directed to buffer b; pairs with the
+  // acquire load of `index` in read().
   s.index.store(b, std::memory_order_release);
 }
 

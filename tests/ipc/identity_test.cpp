@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "ipc_support.hpp"
 #include "kv_support.hpp"
 #include "sleet/channel.hpp"
 #include "sleet/detail/process.hpp"
@@ -30,29 +31,13 @@
 using namespace std::chrono_literals;
 using sleet::test::Child;
 using sleet::test::Cleanup;
+using sleet::test::identity_now;
+using sleet::test::sleeper;
 using sleet::test::unique_name;
 namespace d = sleet::detail;
 
 namespace {
 
-// A live process unrelated to any object: it only sleeps.
-Child sleeper() {
-  return Child([] {
-    for (;;) ::pause();
-    return 0;
-  });
-}
-
-// The identity of a live process, and that of an earlier process with the
-// same pid (what an owner word left behind by a dead owner names once its
-// pid is recycled).
-std::uint64_t identity_now(const Child& c) {
-  // /proc/<pid>/stat exists from fork() on; its start time is fixed.
-  const std::uint64_t id = d::identity_of(c.pid());
-  REQUIRE(d::identity_pid(id) == c.pid());
-  REQUIRE(d::identity_alive(id));
-  return id;
-}
 std::uint64_t recycled(std::uint64_t live) { return live ^ 1; }
 
 d::MutexObject& mutex_object(d::Segment& seg) {

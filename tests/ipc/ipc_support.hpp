@@ -21,6 +21,9 @@
 #include <string>
 #include <thread>
 
+#include <catch2/catch.hpp>
+
+#include "sleet/detail/process.hpp"
 #include "support.hpp"
 
 
@@ -150,5 +153,24 @@ struct Rng {
   }
   std::uint64_t below(std::uint64_t n) { return next() % n; }
 };
+
+// A live process unrelated to any object: it only sleeps (its Child
+// destructor kills it).
+inline Child sleeper() {
+  return Child([] {
+    for (;;) ::pause();
+    return 0;
+  });
+}
+
+// The identity of a live process (Catch2 assertions: /proc/<pid>/stat
+// exists from fork() on and its start time is fixed). An owner word left
+// behind by an earlier process with the same pid names `identity ^ 1`.
+inline std::uint64_t identity_now(const Child& c) {
+  const std::uint64_t id = sleet::detail::identity_of(c.pid());
+  REQUIRE(sleet::detail::identity_pid(id) == c.pid());
+  REQUIRE(sleet::detail::identity_alive(id));
+  return id;
+}
 
 }  // namespace sleet::test

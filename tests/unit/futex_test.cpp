@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <stdexcept>
 #include <thread>
 
 #include <catch2/catch.hpp>
 
+#include "ipc/ipc_support.hpp"
 #include "support.hpp"
 
 namespace {
@@ -272,4 +274,133 @@ TEST_CASE("eventcount: no lost wake-up in 20000 handoffs", "[futex][stress]") {
   // Typically about a second; a lost wake-up fails above (a 2 s wait runs
   // out), so the total is only reported, not asserted, on a shared machine.
   if (ms > 3000) WARN("20000 handoffs took " << ms << " ms");
+}
+
+// ---- the eventcount over external words (EventWords: any {epoch, waiters}
+// pair, here in a MAP_SHARED mapping as a store stripe's fields are) ----
+
+namespace {
+
+using sleet::detail::EventWords;
+using sleet::detail::wait_event;
+using sleet::test::Child;
+using sleet::test::SharedMemory;
+
+// Two eventcounts' words and the values they announce, laid out as a
+// struct of loose fields (no EventCount anywhere).
+struct LooseWords {
+  std::atomic<std::uint32_t> to_child_epoch{0};
+  std::atomic<std::uint32_t> to_child_waiters{0};
+  std::atomic<std::uint64_t> published{0};  // parent -> child
+  std::atomic<std::uint32_t> to_parent_epoch{0};
+  std::atomic<std::uint32_t> to_parent_waiters{0};
+  std::atomic<std::uint64_t> acked{0};  // child -> parent
+  EventWords to_child() { return {&to_child_epoch, &to_child_waiters}; }
+  EventWords to_parent() { return {&to_parent_epoch, &to_parent_waiters}; }
+};
+
+auto at_least(const std::atomic<std::uint64_t>& v, std::uint64_t want) {
+  return [&v, want] {
+    // acquire: pairs with the other side's release store of the value.
+    return v.load(std::memory_order_acquire) >= want ? Poll::ready : Poll::empty;
+  };
+}
+
+}  // namespace
+
+TEST_CASE("eventcount over external words: a notify in the parent wakes a child", "[futex][eventcount]") {
+  SharedMemory<LooseWords> w;
+  // Nobody announced: notify() costs no wake and leaves the epoch alone.
+  CHECK_FALSE(w->to_child().notify());
+  CHECK(w->to_child_epoch.load() == 0);
+
+  Child child([&] {
+    const Poll p = wait_event(w->to_child(), at_least(w->published, 1), sleet::detail::kForever);
+    return p == Poll::ready ? 0 : 1;
+  });
+  // Publish only once the child has announced itself (it then sleeps or is
+  // about to), so the notify must wake it.
+  const auto give_up = Clock::now() + 5s;
+  while (w->to_child_waiters.load(std::memory_order_relaxed) == 0 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(100us);
+  }
+  REQUIRE(w->to_child_waiters.load() == 1);
+  w->published.store(1, std::memory_order_release);
+  CHECK(w->to_child().notify());
+  CHECK(child.wait_for(std::chrono::milliseconds(static_cast<long>(kLateMs) * 4)) == 0);
+  CHECK(w->to_child_epoch.load() == 1);
+  CHECK(w->to_child_waiters.load() == 0);  // the child's announcement ended with its wait
+}
+
+// A ball goes parent -> child -> parent through two pairs of loose words,
+// across a fork; nearly every handoff sleeps. A lost wake-up is a wait
+// that reaches its 2 s deadline: the child then reports it.
+TEST_CASE("eventcount over external words: no lost wake-up across processes", "[futex][eventcount][stress]") {
+  const std::uint64_t rounds = sleet::test::scaled(3000, 200);
+  SharedMemory<LooseWords> w;
+  Child child([&] {
+    for (std::uint64_t i = 1; i <= rounds; ++i) {
+      if (wait_event(w->to_child(), at_least(w->published, i), Clock::now() + 2s) != Poll::ready) {
+        return 1;
+      }
+      w->acked.store(i, std::memory_order_release);
+      w->to_parent().notify();
+    }
+    return 0;
+  });
+  std::uint64_t done = 0;
+  const auto t0 = Clock::now();
+  for (std::uint64_t i = 1; i <= rounds; ++i) {
+    w->published.store(i, std::memory_order_release);
+    w->to_child().notify();
+    if (wait_event(w->to_parent(), at_least(w->acked, i), Clock::now() + 2s) != Poll::ready) break;
+    done = i;
+  }
+  CHECK(done == rounds);
+  CHECK(child.wait_for(5000ms) == 0);
+  CHECK(w->to_child_waiters.load() == 0);
+  CHECK(w->to_parent_waiters.load() == 0);
+  // Most handoffs went through a sleep (each side waits with no spin).
+  CHECK(w->to_child_epoch.load() + w->to_parent_epoch.load() > 0);
+  CHECK(ms_since(t0) < 60000);
+}
+
+TEST_CASE("eventcount over external words: a wait ends at its deadline", "[futex][eventcount]") {
+  std::atomic<std::uint32_t> epoch{0}, waiters{0};
+  const EventWords w{&epoch, &waiters};
+  std::atomic<std::uint64_t> sleeps{0};
+  int tries = 0;
+  auto never = [&] {
+    ++tries;
+    return Poll::empty;
+  };
+  for (const auto timeout : {5ms, 40ms}) {
+    CAPTURE(timeout.count());
+    tries = 0;
+    const auto t0 = Clock::now();
+    CHECK(wait_event(w, never, t0 + timeout, &sleeps) == Poll::empty);
+    const double ms = ms_since(t0);
+    CHECK(ms >= std::chrono::duration<double, std::milli>(timeout).count());
+    CHECK(ms < std::chrono::duration<double, std::milli>(timeout).count() + kLateMs);
+    CHECK(tries >= 1);
+    CHECK(waiters.load() == 0);
+  }
+  CHECK(sleeps.load() >= 2);
+  // A deadline already gone: no announcement, no check, no sleep.
+  tries = 0;
+  const std::uint64_t slept = sleeps.load();
+  CHECK(wait_event(w, never, Clock::now() - 1ms, &sleeps) == Poll::empty);
+  CHECK(tries == 0);
+  CHECK(sleeps.load() == slept);
+  // closed ends a wait as ready does.
+  CHECK(wait_event(w, [] { return Poll::closed; }, Clock::now() + 10s) == Poll::closed);
+  CHECK(waiters.load() == 0);
+}
+
+TEST_CASE("eventcount over external words: a throwing re-check leaves no announcement", "[futex][eventcount]") {
+  std::atomic<std::uint32_t> epoch{0}, waiters{0};
+  const EventWords w{&epoch, &waiters};
+  CHECK_THROWS_AS(wait_event(w, []() -> Poll { throw std::runtime_error("boom"); }, Clock::now() + 1s),
+                  std::runtime_error);
+  CHECK(waiters.load() == 0);
 }

@@ -849,3 +849,31 @@ TEST_CASE("KvStore: wait_for_change in one process", "[kv]") {
     }
   }
 }
+
+// The stripe's {changes, watchers} pair is an eventcount (futex.hpp): a
+// write that nobody watches leaves the epoch alone (no read-modify-write on
+// the write path); a watched write moves it and wakes the watcher.
+TEST_CASE("KvStore: the stripe's change counter moves only while watched", "[kv][eventcount]") {
+  const std::string name = unique_name("kv.ec");
+  Cleanup cleanup(name);
+  auto kv = KvStore::create(name, {.capacity = 64});
+  const auto table = sleet::test::kv_white_box(name);
+  auto& stripe = table.stripe(table.stripe_of("w"));
+  for (int i = 0; i < 100; ++i) kv.set("w", i);
+  CHECK(stripe.changes.load() == 0);
+  CHECK(stripe.watchers.load() == 0);
+
+  std::thread writer([&] {
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    while (stripe.watchers.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+    kv.set("w", 1000);
+  });
+  const bool changed = kv.wait_for_change("w", 5s);
+  writer.join();
+  CHECK(changed);
+  CHECK(stripe.changes.load() == 1);
+  CHECK(stripe.watchers.load() == 0);
+  CHECK(kv.get<int>("w") == 1000);
+}

@@ -3,7 +3,7 @@
 // An EventCount lets one side sleep until the other publishes something,
 // with no system call on the publisher's fast path when nobody sleeps:
 //
-//   waiter (slow path)                      publisher (fast path)
+//   waiter (slow path, wait_event)          publisher (fast path, notify)
 //   ------------------                      ---------------------
 //   spin on try_op() for the spin budget    publish (release store)
 //   waiters += 1                   (1)      light_fence()                (3)
@@ -28,6 +28,14 @@
 // membarrier whenever the kernel supports it, even in a process that opted
 // out of the light path (SLEET_NO_MEMBARRIER=1), so processes that differ in
 // that choice still pair correctly.
+//
+// The protocol runs over a pair of 32-bit words {epoch, waiters}, an
+// EventWords, wherever they live: in an EventCount (channels, topics), or
+// as fields of another shared struct (a store stripe's changes/watchers).
+// EventWords::notify() is the publisher's half, wait_event() the waiter's;
+// block_on() is a spin phase in front of wait_event(). Nothing else in the
+// library announces and sleeps by hand (a WaitSet announces on many pairs
+// and sleeps on all their epochs at once, the same steps: wait_set.cpp).
 //
 // Deadlines are absolute CLOCK_MONOTONIC times (std::chrono::steady_clock is
 // CLOCK_MONOTONIC on Linux), so a retried wait never stretches its timeout.
@@ -91,25 +99,103 @@ void heavy_fence() noexcept;
 // Whether this process uses the asymmetric (membarrier) scheme.
 bool asymmetric_fences() noexcept;
 
+// The eventcount's two words, wherever they live (see the essay above):
+// notify() is the publisher's half, wait_event() below the waiter's.
+struct EventWords {
+  std::atomic<std::uint32_t>* epoch;    // futex word
+  std::atomic<std::uint32_t>* waiters;  // announced sleepers
+
+  // Publisher side, after the release store that published the change.
+  // True if it woke (or may have woken) someone.
+  bool notify() const noexcept {
+    light_fence();  // (3): orders the publication before the load (4)
+    // relaxed: the fence above provides the store-load order; pairs with the
+    // waiter's increment (1) through heavy_fence().
+    if (SLEET_LIKELY(waiters->load(std::memory_order_relaxed) == 0)) return false;  // (4)
+    wake();
+    return true;
+  }
+  // Bumps the epoch and wakes every sleeper, whether or not any announced
+  // itself (close(), recovery, a failed test).
+  void wake() const noexcept;
+};
+
+// Announces a waiter on `w` for as long as it lives, even if the re-check
+// throws: a count left behind would cost every later publish a futex_wake.
+class Announce {
+ public:
+  explicit Announce(EventWords w) noexcept : waiters_(*w.waiters) {
+    // relaxed: ordered before the re-check by heavy_fence(); pairs with the
+    // publisher's load (4) in notify().
+    waiters_.fetch_add(1, std::memory_order_relaxed);  // (1)
+  }
+  ~Announce() {
+    // relaxed: a stale count only costs the publisher one spare wake.
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  Announce(const Announce&) = delete;
+  Announce& operator=(const Announce&) = delete;
+
+ private:
+  std::atomic<std::uint32_t>& waiters_;
+};
+
+enum class Poll { ready, empty, closed };
+
+// The waiter's slow path on `w`: announce, read the epoch, heavy_fence(),
+// re-check try_op(), sleep until the epoch moves or the deadline passes,
+// re-check; until try_op() returns Poll::ready or Poll::closed. Returns
+// Poll::empty at the deadline. The caller has just tried (a deadline that
+// has already passed returns at once, without announcing). `sleeps`, if
+// given, counts the times it went to sleep (relaxed, stats only).
+template <class TryOp>
+Poll wait_event(EventWords w, TryOp&& try_op, Deadline deadline,
+                std::atomic<std::uint64_t>* sleeps = nullptr) {
+  for (;;) {
+    // With the deadline gone, announcing (and paying a membarrier) would be wasted.
+    if (deadline != kForever && Clock::now() >= deadline) return Poll::empty;
+    Poll p;
+    {
+      Announce announce(w);
+      // acquire: if we read an epoch bumped by wake() (release), we also see
+      // what the publisher published before it.
+      const std::uint32_t epoch = w.epoch->load(std::memory_order_acquire);  // (2)
+      heavy_fence();
+      p = try_op();
+      if (p == Poll::empty && Clock::now() < deadline) {
+        if (sleeps != nullptr) sleeps->fetch_add(1, std::memory_order_relaxed);  // stats only
+        futex_wait(w.epoch, epoch, deadline);
+        p = try_op();
+      }
+    }
+    if (p != Poll::empty) return p;
+    if (Clock::now() >= deadline) return Poll::empty;
+  }
+}
+
 // Lives in shared memory, 64-byte aligned, one per direction of waiting.
 struct alignas(kCacheLine) EventCount {
   std::atomic<std::uint32_t> epoch{0};    // futex word
   std::atomic<std::uint32_t> waiters{0};  // announced sleepers
   std::atomic<std::uint64_t> wakes{0};    // notify() calls that woke someone (stats)
 
+  EventWords words() noexcept { return {&epoch, &waiters}; }
   // Publisher side, after the release store that published the change.
   void notify() noexcept {
-    light_fence();  // (3): orders the publication before the load (4)
-    // relaxed: the fence above provides the store-load order; pairs with the
-    // waiter's increment (1) through heavy_fence().
-    if (SLEET_UNLIKELY(waiters.load(std::memory_order_relaxed) != 0)) notify_slow();
+    if (SLEET_UNLIKELY(words().notify())) count_wake();
   }
-  void notify_slow() noexcept;
+  // Wakes every sleeper unconditionally (EventWords::wake()).
+  void notify_slow() noexcept {
+    words().wake();
+    count_wake();
+  }
+
+ private:
+  void count_wake() noexcept { wakes.fetch_add(1, std::memory_order_relaxed); }  // stats only
 };
 static_assert(sizeof(EventCount) == kCacheLine);
+static_assert(offsetof(EventCount, waiters) == 4 && offsetof(EventCount, wakes) == 8);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-
-enum class Poll { ready, empty, closed };
 
 // Gives the CPU to another runnable thread, if there is one (sched_yield).
 void yield_cpu() noexcept;
@@ -145,41 +231,7 @@ Poll block_on(EventCount& ec, TryOp&& try_op, std::chrono::nanoseconds spin, Dea
       }
     }
   }
-  // Announces a waiter for as long as it lives, even if try_op() throws:
-  // a count left behind would cost every later publish a futex_wake.
-  struct Announce {
-    EventCount& ec;
-    explicit Announce(EventCount& e) : ec(e) {
-      // relaxed: ordered before the re-check by heavy_fence(); pairs with the
-      // publisher's load (4) in notify().
-      ec.waiters.fetch_add(1, std::memory_order_relaxed);  // (1)
-    }
-    ~Announce() {
-      // relaxed: a stale count only costs the publisher one spare wake.
-      ec.waiters.fetch_sub(1, std::memory_order_relaxed);
-    }
-  };
-  for (;;) {
-    // The caller has just tried: with the deadline gone, announcing (and
-    // paying a membarrier) would be wasted.
-    if (deadline != kForever && Clock::now() >= deadline) return Poll::empty;
-    Poll p;
-    {
-      Announce announce(ec);
-      // acquire: if we read an epoch bumped by notify_slow() (release), we
-      // also see what the publisher published before it.
-      const std::uint32_t epoch = ec.epoch.load(std::memory_order_acquire);  // (2)
-      heavy_fence();
-      p = try_op();
-      if (p == Poll::empty && Clock::now() < deadline) {
-        sleeps.fetch_add(1, std::memory_order_relaxed);  // stats only
-        futex_wait(&ec.epoch, epoch, deadline);
-        p = try_op();
-      }
-    }
-    if (p != Poll::empty) return p;
-    if (Clock::now() >= deadline) return Poll::empty;
-  }
+  return wait_event(ec.words(), try_op, deadline, &sleeps);
 }
 
 // The wait of the primitives whose futex word is their state (semaphore,

@@ -82,19 +82,29 @@
 // is errc::not_sleet naming the store and key; a tag or reach out of range
 // costs at most a miss or a longer (bounded) probe.
 //
-// Synchronization (numbers are referenced in core/kv_store.cpp)
-// (1) writer: version.store(v', release) publishes a value (buffer, spare or
-//     run), key and lengths; pairs with the reader's version.load(acquire) (2).
-// (3) writer: atomic_thread_fence(release) after bumping version and before
-//     overwriting bytes a reader may be copying (the slot's buffer, the
-//     stripe's spare, a freed run reused); pairs with the reader's acquire
-//     fence (4) before it re-reads version, so a reader that saw any
-//     overwritten byte also sees the bump and retries.
+// Synchronization (numbers are referenced in core/kv_store.cpp). Each slot
+// is a two-buffer seqlock (seqlock.hpp, same numbers (1)-(4)) whose second
+// buffer is the stripe's spare or an overflow run.
+// (1) writer: seq_publish(version, v') (a release store) publishes a value
+//     (buffer, spare or run), key and lengths; pairs with the reader's
+//     seq_read_begin(version) (an acquire load) (2).
+// (3) writer: seq_begin_overwrite() (a release fence) after bumping
+//     version and before overwriting bytes a reader may be copying (the
+//     slot's buffer, the stripe's spare, a freed run reused); pairs with
+//     the reader's acquire fence in seq_read_valid() (4) before it re-reads
+//     version, so a reader that saw any overwritten byte also sees the bump
+//     and retries.
 // (5) state.store(live, release) after tag, reach, key and value are in
 //     place; pairs with the reader's state.load(acquire) (6).
-// (7) stripe and overflow locks: CAS 0 -> pid (acquire) / store 0 (release).
-// (8) stripe change counter: fetch_add(release) after a write, then the
-//     eventcount protocol of futex.hpp for wait_for_change().
+// (7) stripe and overflow locks: owner words holding the holder's process
+//     identity (owner_word.hpp): CAS 0 -> identity (acquire) in
+//     lock_owner_word() / store 0 (release) in unlock_owner_word().
+// (8) stripe change counter {changes, watchers}: an eventcount (futex.hpp).
+//     After a write, EventWords::notify(): light_fence, then if watchers
+//     != 0 the epoch moves (release) and sleepers wake; wait_for_change()
+//     and WaitSets wait with the eventcount's waiter half. A write that
+//     nobody watches leaves `changes` alone (it is a wake-up word, not a
+//     count of writes: readers decide "changed" from the slot's version).
 #pragma once
 
 #include <atomic>
@@ -102,7 +112,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "sleet/detail/futex.hpp"
 #include "sleet/detail/platform.hpp"
+#include "sleet/detail/seqlock.hpp"
 
 namespace sleet::detail {
 
@@ -158,16 +170,20 @@ static_assert(sizeof(KvConfig) == kFalseSharing);
 
 struct alignas(kCacheLine) KvStripe {
   std::atomic<std::uint64_t> owner{0};     // identity of the lock holder, 0 if free
-  std::atomic<std::uint32_t> changes{0};   // futex word: bumped after every write
-  std::atomic<std::uint32_t> watchers{0};  // sleepers in wait_for_change()
+  std::atomic<std::uint32_t> changes{0};   // eventcount epoch: bumped after a write someone waits for
+  std::atomic<std::uint32_t> watchers{0};  // eventcount waiters: wait_for_change(), WaitSets
   std::atomic<std::uint32_t> spare_len{0}; // bytes in this stripe's spare buffer
   std::atomic<std::int64_t> count{0};      // live keys of this stripe
   std::atomic<std::uint64_t> spare_fp{0};  // fingerprint of the spare's value
   std::atomic<std::uint64_t> pending{0};   // slot + 1 being rewritten through the spare, 0 none
   std::byte reserved[kCacheLine - 48];
+
+  // The change counter as an eventcount (futex.hpp), (8).
+  EventWords events() noexcept { return {&changes, &watchers}; }
 };
 static_assert(sizeof(KvStripe) == kCacheLine);
-static_assert(offsetof(KvStripe, changes) == 8 && offsetof(KvStripe, spare_len) == 16 &&
+static_assert(offsetof(KvStripe, owner) == 0 && offsetof(KvStripe, changes) == 8 &&
+              offsetof(KvStripe, watchers) == 12 && offsetof(KvStripe, spare_len) == 16 &&
               offsetof(KvStripe, count) == 24 && offsetof(KvStripe, spare_fp) == 32 &&
               offsetof(KvStripe, pending) == 40);
 
@@ -252,20 +268,6 @@ bool kv_layout_valid(const KvConfig& c, std::uint64_t object_size) noexcept;
 // Live keys summed over the stripes of a table whose layout is valid (racy
 // while writers run; needs only read access).
 std::uint64_t kv_entries_approx(const std::byte* object) noexcept;
-
-// Word-wise relaxed atomic copies: the seqlock's reads race with writes by
-// design, and atomic accesses make that race defined (and visible to TSan).
-inline void load_words(std::uint64_t* dst, std::uint64_t* shared, std::size_t words) noexcept {
-#pragma GCC unroll 8
-  for (std::size_t i = 0; i < words; ++i) {
-    dst[i] = std::atomic_ref<std::uint64_t>(shared[i]).load(std::memory_order_relaxed);
-  }
-}
-inline void store_words(std::uint64_t* shared, const std::uint64_t* src, std::size_t words) noexcept {
-  for (std::size_t i = 0; i < words; ++i) {
-    std::atomic_ref<std::uint64_t>(shared[i]).store(src[i], std::memory_order_relaxed);
-  }
-}
 
 // 64-bit hash of a key, 8 bytes at a time.
 inline std::uint64_t kv_hash(const std::uint64_t* words, std::size_t len) noexcept {
@@ -428,14 +430,12 @@ struct KvTableView {
       if (t != tag) continue;
       KvSlot* s = slot(home + d);
       for (;;) {
-        const std::uint64_t v1 = s->version.load(std::memory_order_acquire);  // (2)
+        const std::uint64_t v1 = seq_read_begin(s->version);  // (2)
         const std::uint32_t st = kv_state(s->state.load(std::memory_order_acquire));  // (6)
         if (st != kKvLive || !same_key(s, key)) break;
         KvFound r;
         const KvDamage dmg = copy_value(s, v1, key, out, r);
-        std::atomic_thread_fence(std::memory_order_acquire);  // (4)
-        // relaxed: ordered after the copy by the fence (4).
-        if (s->version.load(std::memory_order_relaxed) != v1) continue;  // a write landed: retry
+        if (!seq_read_valid(s->version, v1)) continue;  // (4): a write landed, retry
         if (SLEET_UNLIKELY(dmg != KvDamage::none)) damaged(dmg);
         r.found = true;
         r.slot = (home + d) & mask();

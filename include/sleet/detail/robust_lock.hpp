@@ -11,19 +11,22 @@
 //   word == start << 32 | tid | kWaiters   held, someone may sleep on it
 //
 // lock:   CAS 0 -> lock_word(me) (fast path). Otherwise spin for the spin
-//         budget, then set kWaiters and futex_wait on the low half. A
-//         locker that has slept takes the lock with kWaiters set, since
-//         others may still sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
+//         budget (spin_owner_word(), owner_word.hpp: pauses, then yields),
+//         then set kWaiters and futex_wait on the low half. A locker that
+//         has slept takes the lock with kWaiters set, since others may
+//         still sleep (U. Drepper, "Futexes Are Tricky", mutex 3).
 // unlock: exchange 0; futex_wake one sleeper if kWaiters was set.
 //
 // Dead owners. The word names its owner at every instant, completely: one
 // CAS takes the lock and records who took it, so there is no window in
-// which a holder is unknown or half-known. Once one owner has held the lock
-// for kOwnerCheck while a locker waits (and before a timed lock or try_lock
-// gives up), the locker checks that identity (identity_alive(): the tid
-// runs and started at the recorded tick, so a recycled tid is not it). If it
-// is gone, the locker takes the lock over with one CAS from the dead
-// owner's word to its own (two lockers cannot both win it), sets `dirty`,
+// which a holder is unknown or half-known. During the spin (every
+// kOwnerCheckTries tries past the pure spin), once one owner has held the
+// lock for kOwnerCheck while a locker sleeps, and before a timed lock or
+// try_lock gives up, the locker checks that identity (identity_alive():
+// the tid runs and started at the recorded tick, so a recycled tid is not
+// it). If it is gone, the locker takes the lock over with one CAS from the dead
+// owner's word to its own (two lockers cannot both win it: try_owner_word()
+// of owner_word.hpp, the one dead-owner take-over of sleet), sets `dirty`,
 // and reports LockState::owner_died so the caller can repair what the lock
 // protects. `dirty` stays set until the holder unlocks, so a second death
 // before the repair is reported again. The kernel's robust futex list would
@@ -45,6 +48,7 @@
 #include <cstddef>
 
 #include "sleet/detail/futex.hpp"
+#include "sleet/detail/owner_word.hpp"
 #include "sleet/detail/platform.hpp"
 
 namespace sleet::detail {
@@ -63,6 +67,12 @@ constexpr std::uint64_t lock_word(std::uint64_t identity) noexcept {
 constexpr std::uint64_t word_owner(std::uint64_t word) noexcept {
   return (word & kTidMask) << 32 | word >> 32;
 }
+// RobustLock's owner-word encoding (owner_word.hpp); a take-over keeps kWaiters.
+struct LockWordEncoding {
+  static constexpr std::uint64_t word_of(std::uint64_t identity) noexcept { return lock_word(identity); }
+  static constexpr std::uint64_t owner_of(std::uint64_t word) noexcept { return word_owner(word); }
+  static constexpr std::uint64_t kept(std::uint64_t word) noexcept { return word & kWaiters; }
+};
 
 struct alignas(kCacheLine) RobustLock {
   std::atomic<std::uint64_t> word{0};       // lock_word(owner) | kWaiters; low half: futex
@@ -72,11 +82,10 @@ struct alignas(kCacheLine) RobustLock {
 
   // `me` is the caller's current_thread_identity() everywhere below.
   bool try_lock_fast(std::uint64_t me) noexcept {
-    std::uint64_t expected = 0;
-    // acquire: pairs with the release exchange in unlock(); the critical
-    // section of the previous holder happens-before ours.
-    return word.compare_exchange_strong(expected, lock_word(me), std::memory_order_acquire,
-                                        std::memory_order_relaxed);
+    std::uint64_t seen = 0;
+    // One acquire CAS 0 -> lock_word(me); pairs with the release exchange
+    // in unlock(): the previous holder's critical section happens-before ours.
+    return try_owner_word<LockWordEncoding>(word, me, seen) == OwnerTake::acquired;
   }
   // Fast path, then the spin/sleep/dead-owner slow path.
   LockState lock(std::uint64_t me, Deadline deadline, std::chrono::nanoseconds spin) {
@@ -109,8 +118,9 @@ struct alignas(kCacheLine) RobustLock {
   void wake_one() noexcept;
 
  private:
-  // CAS from a dead owner's `seen` word to ours (keeping kWaiters).
-  bool take_over(std::uint64_t seen, std::uint64_t me) noexcept;
+  // What try_owner_word() or spin_owner_word() returned, as a LockState
+  // (`held` is `busy`); a take-over sets `dirty`.
+  LockState taken(OwnerTake t, LockState busy) noexcept;
   // The futex word: the low half of `word` (little-endian).
   std::atomic<std::uint32_t>* futex_half() noexcept {
     static_assert(std::endian::native == std::endian::little);

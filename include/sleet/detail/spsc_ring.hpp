@@ -82,7 +82,9 @@ namespace sleet::detail {
 // process.hpp: pid + start time, so a recycled pid is not mistaken for it;
 // 0 free) and which of that process's Channel objects (a serial unique
 // within the process, written after the owner CAS and read only by the
-// owner's own process; 0 while being written or free).
+// owner's own process; 0 while being written or free). `owner` is an
+// owner word (owner_word.hpp): a dead holder's role is taken over with
+// try_owner_word(); a live one is errc::busy, never waited for.
 struct SpscRole {
   std::atomic<std::uint64_t> owner{0};
   std::atomic<std::uint64_t> serial{0};

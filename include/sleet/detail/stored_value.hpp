@@ -8,15 +8,16 @@
 //                              +192 buffer 0   +192+B buffer 1   (B = sizeof(T) rounded to 64)
 //   SharedArray:               +0 ValueConfig  +64 RobustLock  +128 elements
 //
-// The seqlock (values too large for a lock-free std::atomic). Writers are
+// The seqlock (values too large for a lock-free std::atomic; the steps and
+// their fences are seqlock.hpp's, numbered as there). Writers are
 // serialised by the RobustLock and always write the buffer readers are NOT
 // directed to, then flip `index`:
 //
 //   writer (holds the lock)              reader (never writes, never blocks)
 //   b = 1 - index                        i = index            (acquire)
-//   seq[b] = odd; fence(release)         s1 = seq[i]          (acquire)
+//   seq[b] = odd; fence(release) (3)     s1 = seq[i]          (acquire) (2)
 //   copy the value into buffer b         copy buffer i        (relaxed atomic words)
-//   seq[b] = even  (release)             fence(acquire); s2 = seq[i]
+//   seq[b] = even  (release)     (1)     fence(acquire); s2 = seq[i]    (4)
 //   index = b      (release)             retry unless s1 == s2 and even
 //
 // A writer killed at any point leaves `index` on a complete buffer, so
