@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kv_internal.hpp"
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/owner_word.hpp"
 #include "sleet/detail/process.hpp"
@@ -350,6 +351,7 @@ void KvStore::Writer::write(const std::uint64_t* words, std::uint32_t len, std::
         store_words(t.spare(stripe_), words, (len + 7) / 8);
         stripe.spare_len.store(len, std::memory_order_relaxed);  // relaxed: published by (1)
         stripe.spare_fp.store(fp, std::memory_order_relaxed);
+        SLEET_FAULT_POINT("kv.write");
         seq_publish(s->version, kv_next_version(v, kKvSpare));  // (1)
       }
       write_inline(s, c, words, len, fp);
@@ -455,6 +457,7 @@ void KvStore::Writer::insert(const std::uint64_t* words, std::uint32_t len, std:
     s->tail(c).run[0].store(run, std::memory_order_relaxed);
     where = kKvRun0;
   }
+  SLEET_FAULT_POINT("kv.claim");
   seq_publish(s->version, kv_next_version(bumped, where));  // (1)
   s->state.store(kv_state_word(kKvLive, current_identity()), std::memory_order_release);  // (5)
   KvStripe& stripe = t.stripes[stripe_];
@@ -472,6 +475,7 @@ bool KvStore::Writer::erase() {
     const std::uint64_t v = s->version.load(std::memory_order_relaxed);  // relaxed: ours
     // release: a reader that sees the new version re-reads the state below.
     s->version.store(kv_next_version(v, where), std::memory_order_release);
+    SLEET_FAULT_POINT("kv.erase");
     // Claimed by us (not live, not free) while the tag is reset, so no
     // writer of another stripe claims it and has its tag overwritten.
     s->state.store(kv_state_word(kKvClaimed, current_identity()), std::memory_order_release);  // (5)

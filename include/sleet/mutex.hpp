@@ -72,8 +72,9 @@ class Mutex {
   static bool remove(std::string_view name);
 
   LockResult lock() {
-    if (SLEET_LIKELY(object_->lock.try_lock_fast(me()))) return LockResult::acquired;
-    return finish(object_->lock.lock_slow(me(), detail::kForever, spin_), "lock");
+    const detail::LockState s = object_->lock.lock(me(), detail::kForever, spin_);
+    if (SLEET_LIKELY(s == detail::LockState::acquired)) return LockResult::acquired;
+    return finish(s, "lock");
   }
   bool try_lock();
   bool lock_for(std::chrono::nanoseconds timeout);

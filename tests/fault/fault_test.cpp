@@ -27,6 +27,8 @@
 #include "ipc/kill_board.hpp"
 #include "sleet/channel.hpp"
 #include "sleet/detail/fault.hpp"
+#include "sleet/kv_store.hpp"
+#include "sleet/mutex.hpp"
 #include "sleet/topic.hpp"
 #include "support.hpp"
 
@@ -234,6 +236,56 @@ TEST_CASE("fault: a publisher dead at topic.claim holds no subscriber up; a clos
   CHECK(topic.stats().abandoned == 1);
   die_at("topic.close", 1, [&] { sleet::Topic<std::uint64_t>::open(name).close(); });
   CHECK_SLEET_ERROR(sub.receive(), sleet::errc::closed, "closed");
+}
+
+TEST_CASE("fault: a store writer dead at kv.write, kv.claim or kv.erase leaves every key whole",
+          "[fault][kv][recovery]") {
+  const char* point = GENERATE("kv.write", "kv.claim", "kv.erase");
+  const std::string name = unique_name("fault.kv");
+  Cleanup cleanup(name);
+  auto kv = sleet::KvStore::create(name, {.capacity = 64});
+  kv.set("kept", std::string("old value"));
+  kv.set("other", std::int64_t{42});
+  die_at(point, 1, [&] {
+    auto mine = sleet::KvStore::open(name);
+    const std::string p(point);
+    if (p == "kv.write") mine.set("kept", std::string("new value, never published"));
+    if (p == "kv.claim") mine.set("fresh", std::string("never live"));
+    if (p == "kv.erase") (void)mine.erase("kept");
+  });
+  // Readers never wait and never see a torn value: the dead writer's key
+  // holds its old value (or, for an erase caught half-way, the old value
+  // or nothing), the half-inserted key is absent, the others untouched.
+  const auto kept = kv.get<std::string>("kept");
+  if (std::string(point) == "kv.erase") {
+    CHECK((!kept || *kept == "old value"));
+  } else {
+    CHECK(kept == std::optional<std::string>("old value"));
+  }
+  CHECK_FALSE(kv.contains("fresh"));
+  CHECK(kv.get<std::int64_t>("other") == std::optional<std::int64_t>(42));
+  // The next writer takes the dead writer's stripe lock over, repairs the
+  // stripe (its count too), and every kind of write proceeds.
+  kv.set("kept", std::string("after"));
+  kv.set("fresh", std::string("live"));
+  CHECK(kv.get<std::string>("kept") == std::optional<std::string>("after"));
+  CHECK(kv.get<std::string>("fresh") == std::optional<std::string>("live"));
+  CHECK(kv.size() == 3);
+  CHECK(kv.erase("fresh"));
+  CHECK(kv.size() == 2);
+}
+
+TEST_CASE("fault: a Mutex holder dead at lock.held: the next locker gets owner_died",
+          "[fault][mutex][recovery]") {
+  const std::string name = unique_name("fault.mutex");
+  Cleanup cleanup(name);
+  auto m = sleet::Mutex::create(name);
+  die_at("lock.held", 1, [&] { (void)sleet::Mutex::open(name).lock(); });
+  CHECK(m.lock() == sleet::LockResult::owner_died);
+  CHECK(m.owner_died());
+  m.unlock();
+  CHECK(m.lock() == sleet::LockResult::acquired);
+  m.unlock();
 }
 
 // ---- the campaign ----

@@ -26,10 +26,10 @@
 //   close.closing  kClosing is set (sends refused), kClosed not yet
 //   topic.claim    a publisher took a ticket, the slot not written
 //   topic.close    a closer set the head's closed bit, kClosed not yet
-//   kv.write       a writer holding a stripe lock wrote a value, not yet published
-//   kv.claim       a writer claimed a free slot for a new key, the key not live
-//   kv.erase       a writer holding a stripe lock is about to tombstone a key
-//   lock.held      a robust lock (Mutex, Semaphore, SharedValue) was just taken
+//   kv.write       an update (stripe lock held) wrote the new value into the stripe's spare, unpublished
+//   kv.claim       an insert wrote key and value into a claimed slot, neither published nor live
+//   kv.erase       an erase moved the slot's version, the key not yet taken out
+//   lock.held      a robust lock was just taken (Mutex, and the writers of SharedValue / SharedArray)
 #pragma once
 
 #include <atomic>

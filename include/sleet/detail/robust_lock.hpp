@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <cstddef>
 
+#include "sleet/detail/fault.hpp"
 #include "sleet/detail/futex.hpp"
 #include "sleet/detail/owner_word.hpp"
 #include "sleet/detail/platform.hpp"
@@ -89,8 +90,9 @@ struct alignas(kCacheLine) RobustLock {
   }
   // Fast path, then the spin/sleep/dead-owner slow path.
   LockState lock(std::uint64_t me, Deadline deadline, std::chrono::nanoseconds spin) {
-    if (SLEET_LIKELY(try_lock_fast(me))) return LockState::acquired;
-    return lock_slow(me, deadline, spin);
+    const LockState s = SLEET_LIKELY(try_lock_fast(me)) ? LockState::acquired : lock_slow(me, deadline, spin);
+    if (s == LockState::acquired || s == LockState::owner_died) SLEET_FAULT_POINT("lock.held");
+    return s;
   }
   // One attempt; on failure, takes the lock over if its owner is dead.
   LockState try_lock(std::uint64_t me) noexcept;
